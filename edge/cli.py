@@ -1,0 +1,137 @@
+"""The `face-edge` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edge import __version__
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load_config_or_exit(path: str | None) -> dict:
+    from edge.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"{path}: {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as e:
+        print(f"cannot read config {path}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.daemon import Daemon
+    from edge.models import ModelIntegrityError
+
+    cfg = _load_config_or_exit(args.config)
+    _setup_logging(cfg.get("log_level", "info"))
+    daemon = Daemon(cfg, show=not args.quiet, out_dir=Path(args.demo_out) if args.demo_out else None)
+    try:
+        return daemon.run_forever(max_seconds=args.max_seconds, max_events=args.max_events)
+    except ModelIntegrityError as e:
+        logging.getLogger("edge").error("%s", e)
+        return 3
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from edge import config
+
+    if args.config_cmd == "check":
+        return config.config_check_main(args.path)
+    return config.config_show_main(args.path)
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from edge.config import camera_settings
+    from edge.daemon import build_detector, build_enhancer, default_device_id
+    from edge.offline import run_enhance
+    from edge.pipeline import EventBuilder, FaceProcessor
+
+    cfg = _load_config_or_exit(args.config)
+    _setup_logging(cfg.get("log_level", "info"))
+    src = Path(args.input)
+    if not src.exists():
+        print(f"input not found: {src}", file=sys.stderr)
+        return 2
+    settings = camera_settings(cfg, {"name": "offline", "source": "file://" + str(src.resolve())})
+    if args.backend:
+        settings["detector"]["backend"] = args.backend
+    detector = build_detector(settings)
+    builder = EventBuilder(
+        enhancer=build_enhancer(settings),
+        device_id=cfg.get("device_id") or default_device_id(),
+        camera=args.camera,
+        detector_info=detector.info(),
+        jpeg_quality=int(settings["enhance"].get("jpeg_quality", 90)),
+    )
+    processor = FaceProcessor.from_settings(detector, settings)
+    summary = run_enhance(src, Path(args.out), processor, builder)
+    print(json.dumps(summary))
+    print(f"wrote {summary['events']} events to {Path(args.out) / 'events.jsonl'}")
+    return 0
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    from edge.mqtt import subscriber
+
+    return subscriber.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="face-edge", description="Face-capture appliance: camera to MQTT face events.")
+    p.add_argument("--version", action="version", version=f"face-edge {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run the daemon (no config: demo camera and a local broker)")
+    r.add_argument("--config", help="YAML config (default: the embedded demo config)")
+    r.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    r.add_argument("--max-events", type=int, help="stop after this many events were published")
+    r.add_argument("--quiet", action="store_true", help="do not show each event")
+    r.add_argument("--demo-out", help="demo mode: where the built-in viewer stores received events")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("config", help="check or show a config")
+    csub = c.add_subparsers(dest="config_cmd", required=True)
+    cc = csub.add_parser("check", help="exit 0 if valid, else one line per problem")
+    cc.add_argument("path")
+    cs = csub.add_parser("show", help="effective config with defaults, secrets redacted")
+    cs.add_argument("path", nargs="?")
+    c.set_defaults(func=cmd_config)
+
+    e = sub.add_parser("enhance", help="offline: a video, image or folder of images to events.jsonl")
+    e.add_argument("input")
+    e.add_argument("--out", required=True)
+    e.add_argument("--config")
+    e.add_argument("--camera", default="offline", help="camera name written in the events")
+    e.add_argument("--backend", choices=["onnx", "tflite"])
+    e.set_defaults(func=cmd_enhance)
+
+    s = sub.add_parser("subscribe", help="reference central-side consumer: store face events")
+    from edge.mqtt import subscriber
+
+    subscriber.add_arguments(s)
+    s.set_defaults(func=cmd_subscribe)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
