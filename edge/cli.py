@@ -56,8 +56,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    from edge.config import camera_settings
-    from edge.daemon import build_detector, build_enhancer, default_device_id
+    from edge.config import camera_settings, resolve_device_id
+    from edge.daemon import build_detector, build_enhancer
     from edge.offline import run_enhance
     from edge.pipeline import EventBuilder, FaceProcessor
 
@@ -73,7 +73,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     detector = build_detector(settings)
     builder = EventBuilder(
         enhancer=build_enhancer(settings),
-        device_id=cfg.get("device_id") or default_device_id(),
+        device_id=resolve_device_id(cfg),
         camera=args.camera,
         detector_info=detector.info(),
         jpeg_quality=int(settings["enhance"].get("jpeg_quality", 90)),

@@ -148,7 +148,9 @@ class Daemon:
         self.show = show
         self.out_dir = out_dir
         self.started = time.monotonic()
-        self.device_id = cfg.get("device_id") or default_device_id()
+        from edge.config import resolve_device_id
+
+        self.device_id = resolve_device_id(cfg)
         self.broker = None
         self.publisher = None
         self.viewer = None

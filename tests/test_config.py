@@ -1,0 +1,780 @@
+"""Configuration: schema, loader with line numbers, semantic checks, secrets, docs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge import config as C
+from edge.config_validate import SUPPORTED_KEYWORDS, SchemaValidator
+from edge.yaml_lines import load_yaml_with_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "example.yaml"
+DEFAULT = ROOT / "config" / "default.yaml"
+SCHEMA = ROOT / "edge" / "schemas" / "config.schema.json"
+
+
+def load_text(text: str, **kw) -> dict:
+    return C.load_config_text(textwrap.dedent(text), "test.yaml", **kw)
+
+
+def problems_of(text: str) -> list:
+    with pytest.raises(C.ConfigError) as info:
+        C.check_config_text(textwrap.dedent(text), "test.yaml")
+    return info.value.details
+
+
+def schema_paths(schema: dict) -> set[tuple[str, ...]]:
+    """Every key path the schema defines ("[]" for list items), override sections excluded."""
+    v = SchemaValidator(schema)
+    out: set[tuple[str, ...]] = set()
+
+    def walk(s: dict, prefix: tuple[str, ...]) -> None:
+        s = v.resolve(s)
+        for name, sub in s.get("properties", {}).items():
+            r = v.resolve(sub)
+            out.add(prefix + (name,))
+            if r.get("x-partial"):
+                continue
+            if r.get("type") == "object":
+                walk(r, prefix + (name,))
+            elif r.get("type") == "array":
+                walk(r["items"], prefix + (name, "[]"))
+
+    walk(schema, ())
+    return out
+
+
+def data_paths(data, prefix=()) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.add(prefix + (k,))
+            out |= data_paths(v, prefix + (k,))
+    elif isinstance(data, list):
+        for item in data:
+            out |= data_paths(item, prefix + ("[]",))
+    return out
+
+
+# -- defaults, shipped files -----------------------------------------------------------------
+
+
+def test_defaults_load():
+    cfg = C.load_config(None)
+    assert [c["name"] for c in cfg["cameras"]] == ["demo"]
+    assert cfg["cameras"][0]["source"] == "demo:"
+    assert cfg["cameras"][0]["enabled"] is True
+    assert cfg["mqtt"]["host"] is None
+    assert cfg["mqtt"]["port"] == 1883
+    assert cfg["detector"] == {
+        "backend": "onnx",
+        "precision": "int8",
+        "threads": 1,
+        "min_face_px": 20,
+        "score_threshold": 0.8,
+        "models_dir": None,
+    }
+    assert cfg["enhance"]["low_light"] == {"enabled": True, "clahe_clip": 2.0, "target_mean": 0.45}
+    assert cfg["spool"] == {"path": None, "max_mb": 200, "max_age_hours": 168}
+    assert cfg["log_level"] == "info" and cfg["device_id"] is None
+
+
+def test_default_yaml_matches_embedded_defaults():
+    assert C.load_config(DEFAULT) == C.load_config(None)
+
+
+def test_empty_file_is_defaults():
+    assert C.load_config_text("# nothing here\n") == C.load_config(None)
+
+
+def test_defaults_are_independent_copies():
+    a = C.load_config(None)
+    a["detector"]["threads"] = 8
+    assert C.load_config(None)["detector"]["threads"] == 1
+
+
+def test_example_validates():
+    cfg, warnings = C.check_config(EXAMPLE)
+    assert [c["name"] for c in cfg["cameras"]] == ["front-door", "lobby"]
+    # the only acceptable warning: the example's RTSP password in a world-readable file
+    assert all("URI holds a password" in w.message for w in warnings)
+
+
+def test_example_mentions_every_key_and_every_override_section():
+    schema = json.loads(SCHEMA.read_text())
+    example = yaml.safe_load(EXAMPLE.read_text())
+    missing = schema_paths(schema) - data_paths(example)
+    assert not missing, f"config/example.yaml lacks: {sorted(missing)}"
+    overridden = set().union(*(set(c) & set(C.CAMERA_SECTIONS) for c in example["cameras"]))
+    assert overridden == set(C.CAMERA_SECTIONS)
+
+
+def test_example_comments_every_key():
+    lines = EXAMPLE.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.endswith(":"):
+            continue  # blank, comment, or a section header (explained by the comment above it)
+        has_comment = "  #" in line or lines[n - 2].strip().startswith("#")
+        assert has_comment, f"example.yaml line {n} has no comment: {line!r}"
+
+
+def test_readme_is_current():
+    spec = importlib.util.spec_from_file_location(
+        "gen_config_docs", ROOT / "tools" / "gen_config_docs.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    expected = mod.render()
+    actual = (ROOT / "config" / "README.md").read_text(encoding="utf-8")
+    assert actual == expected, "config/README.md is stale: run python tools/gen_config_docs.py"
+    for path in schema_paths(json.loads(SCHEMA.read_text())):
+        assert "`" + ".".join(path).replace(".[]", "[]") + "`" in actual
+
+
+def test_schema_symlink():
+    link = ROOT / "config" / "config.schema.json"
+    assert link.is_symlink()
+    assert os.readlink(link) == "../edge/schemas/config.schema.json"
+    assert link.resolve() == SCHEMA.resolve()
+
+
+def test_schema_is_complete_and_strict():
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    v = SchemaValidator(schema)  # raises on keywords the small validator would ignore
+
+    def walk(s: dict, where: str, required: set[str]) -> None:
+        s = v.resolve(s)
+        if s.get("type") == "object":
+            assert s.get("additionalProperties") is False, where
+        for name, sub in s.get("properties", {}).items():
+            r = v.resolve(sub)
+            assert r.get("description"), f"{where}.{name} has no description"
+            assert "type" in r, f"{where}.{name} has no type"
+            if name not in required:
+                assert "default" in r, f"{where}.{name} has no default"
+            walk(sub, f"{where}.{name}", set(r.get("required", ())))
+        if isinstance(s.get("items"), dict):
+            walk(s["items"], where + "[]", set(v.resolve(s["items"]).get("required", ())))
+
+    walk(schema, "", set())
+    keywords = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            keywords.update(
+                k for k in node if not isinstance(node.get("properties"), dict) or k != "properties"
+            )
+            for k, val in node.items():
+                if k in ("properties", "$defs"):
+                    for sub in val.values():
+                        collect(sub)
+                elif isinstance(val, dict):
+                    collect(val)
+
+    collect(schema)
+    assert keywords <= SUPPORTED_KEYWORDS | {"properties"}
+
+
+# -- problems with key path and line ----------------------------------------------------------
+
+
+BAD_CASES = {
+    "wrong enum": (
+        """\
+        cameras:
+          - name: a
+            source: "demo:"
+            detector:
+              backend: x
+        """,
+        "cameras[0].detector.backend",
+        5,
+        "'x' is not one of onnx, tflite",
+    ),
+    "unknown key with hint": (
+        """\
+        detector:
+          threads: 2
+          score_treshold: 0.9
+        """,
+        "detector.score_treshold",
+        3,
+        "unknown key (did you mean 'score_threshold'?)",
+    ),
+    "unknown top-level key": (
+        """\
+        log_level: debug
+        mqqt:
+          host: broker
+        """,
+        "mqqt",
+        2,
+        "did you mean 'mqtt'?",
+    ),
+    "wrong type": (
+        """\
+        mqtt:
+          port: "1883"
+        """,
+        "mqtt.port",
+        2,
+        "expected integer, got string '1883'",
+    ),
+    "boolean is not a number": (
+        """\
+        tracker:
+          min_hits: true
+        """,
+        "tracker.min_hits",
+        2,
+        "expected integer",
+    ),
+    "below minimum": (
+        """\
+        best_shot:
+          crop_size: 8
+        """,
+        "best_shot.crop_size",
+        2,
+        "must be >= 32, got 8",
+    ),
+    "exclusive minimum": (
+        """\
+        spool:
+          max_mb: 0
+        """,
+        "spool.max_mb",
+        2,
+        "must be > 0",
+    ),
+    "missing required": (
+        """\
+        cameras:
+          - name: a
+            source: "demo:"
+          - name: b
+        """,
+        "cameras[1].source",
+        4,
+        "required key missing",
+    ),
+    "empty camera list": (
+        """\
+        log_level: info
+        cameras: []
+        """,
+        "cameras",
+        2,
+        "needs at least 1 item",
+    ),
+    "YAML syntax error": (
+        """\
+        log_level: info
+        detector:
+          threads: 2
+         backend: onnx
+        """,
+        "(yaml)",
+        4,
+        "YAML syntax error",
+    ),
+    "tab indentation": (
+        "log_level: info\ndetector:\n\tthreads: 2\n",
+        "(yaml)",
+        3,
+        "YAML syntax error",
+    ),
+    "duplicate camera names": (
+        """\
+        cameras:
+          - name: door
+            source: "demo:"
+          - name: door
+            source: "0"
+        """,
+        "cameras[1].name",
+        4,
+        "duplicate camera name 'door' (also cameras[0])",
+    ),
+    "bad URI scheme": (
+        """\
+        cameras:
+          - name: a
+            source: ftp://cam/stream
+        """,
+        "cameras[0].source",
+        3,
+        "unsupported source scheme 'ftp:'",
+    ),
+    "bare device path": (
+        """\
+        cameras:
+          - name: a
+            source: /dev/video0
+        """,
+        "cameras[0].source",
+        3,
+        "did you mean 'v4l2:///dev/video0'?",
+    ),
+    "rtsp without host": (
+        """\
+        cameras:
+          - {name: a, source: "rtsp:///stream"}
+        """,
+        "cameras[0].source",
+        2,
+        "needs a host",
+    ),
+    "duplicate key": (
+        """\
+        detector:
+          threads: 2
+          threads: 3
+        """,
+        "detector.threads",
+        3,
+        "duplicate key (first given on line 2)",
+    ),
+    "reconnect min > max": (
+        """\
+        mqtt:
+          reconnect_min_s: 90
+        """,
+        "mqtt.reconnect_min_s",
+        2,
+        "must not exceed reconnect_max_s (60.0)",
+    ),
+    "per-camera reconnect min > max": (
+        """\
+        capture:
+          reconnect_max_s: 5
+        cameras:
+          - name: a
+            source: "demo:"
+            capture:
+              reconnect_min_s: 10
+        """,
+        "cameras[0].capture.reconnect_min_s",
+        7,
+        "must not exceed",
+    ),
+    "cert without key": (
+        """\
+        mqtt:
+          tls:
+            enabled: true
+            cert_file: /etc/face-edge/client.pem
+        """,
+        "mqtt.tls.key_file",
+        2,
+        "needed together with tls.cert_file",
+    ),
+    "password over plain TCP": (
+        """\
+        mqtt:
+          host: broker.lan
+          password_file: /etc/face-edge/mqtt-password
+        """,
+        "mqtt.password_file",
+        3,
+        "unencrypted",
+    ),
+    "pattern": (
+        """\
+        mqtt:
+          topic_prefix: /faces/
+        """,
+        "mqtt.topic_prefix",
+        2,
+        "does not match the pattern",
+    ),
+    "unknown key in override": (
+        """\
+        cameras:
+          - name: a
+            source: "demo:"
+            enhance:
+              denoise: {strenght: 3}
+        """,
+        "cameras[0].enhance.denoise.strenght",
+        5,
+        "did you mean 'strength'?",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES), ids=list(BAD_CASES))
+def test_bad_config_reports_key_path_and_line(case):
+    text, key, line, fragment = BAD_CASES[case]
+    found = problems_of(text)
+    match = [p for p in found if p.key == key]
+    assert match, f"no problem for {key}: {[str(p) for p in found]}"
+    assert match[0].line == line, str(match[0])
+    assert fragment in match[0].message, str(match[0])
+    assert str(match[0]).endswith(f"(line {line})")
+
+
+def test_all_problems_reported_at_once():
+    found = problems_of(
+        """\
+        log_level: loud
+        cameras:
+          - name: a
+            source: gopher://x
+          - name: a
+            source: "demo:"
+        detector:
+          backend: tpu
+          threads: zero
+        tracker:
+          iou: 0.5
+        """
+    )
+    keys = [p.key for p in found]
+    assert keys == [
+        "log_level",
+        "cameras[0].source",
+        "cameras[1].name",
+        "detector.backend",
+        "detector.threads",
+        "tracker.iou",
+    ]
+    assert [p.line for p in found] == [1, 4, 5, 8, 9, 11]
+
+
+def test_problem_strings_match_design_format():
+    with pytest.raises(C.ConfigError) as info:
+        load_text(
+            """\
+            cameras:
+              - name: a
+                source: "demo:"
+                detector: {backend: x}
+            """
+        )
+    assert info.value.problems == [
+        "cameras[0].detector.backend: 'x' is not one of onnx, tflite (line 4)"
+    ]
+    assert "test.yaml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "picamera2:0",
+        "picamera2:",
+        "v4l2:///dev/video0",
+        0,
+        "2",
+        "rtsp://user:pw@10.0.0.2:554/s",
+        "rtsps://cam.lan/s",
+        "http://cam/video.mjpg",
+        "https://cam/video.mjpg",
+        "file:///tmp/a.mp4",
+        "demo:",
+    ],
+)
+def test_source_forms_accepted(source):
+    cfg = load_text(json.dumps({"cameras": [{"name": "a", "source": source}]}))
+    assert cfg["cameras"][0]["source"] == source
+
+
+def test_root_must_be_mapping():
+    found = problems_of("- a\n- b\n")
+    assert found[0].key == "(root)" and found[0].line == 1
+
+
+def test_integral_float_becomes_int():
+    cfg = load_text("detector: {threads: 2.0}\n")
+    assert cfg["detector"]["threads"] == 2 and isinstance(cfg["detector"]["threads"], int)
+
+
+def test_yaml_merge_keys_for_shared_overrides():
+    cfg = load_text(
+        """\
+        cameras:
+          - name: a
+            source: "demo:"
+            detector: &far {min_face_px: 14, threads: 2}
+          - name: b
+            source: "demo:"
+            detector:
+              <<: *far
+              threads: 3
+        """
+    )
+    b = C.camera_settings(cfg, cfg["cameras"][1])
+    assert b["detector"]["min_face_px"] == 14 and b["detector"]["threads"] == 3
+
+
+def test_yaml_lines_map():
+    data, lines, problems = load_yaml_with_lines("a:\n  b: 1\nc:\n  - x\n  - y: 2\n")
+    assert not problems
+    assert data == {"a": {"b": 1}, "c": ["x", {"y": 2}]}
+    assert lines[("a",)] == 1 and lines[("a", "b")] == 2
+    assert lines[("c", 1)] == 5 and lines[("c", 1, "y")] == 5
+
+
+# -- per-camera overrides ---------------------------------------------------------------------
+
+
+def test_camera_settings_deep_merge():
+    cfg = load_text(
+        """\
+        detector: {threads: 2, score_threshold: 0.9}
+        capture: {width: 640}
+        cameras:
+          - name: a
+            source: "demo:"
+            detector: {threads: 4}
+            capture: {width: null}
+            enhance:
+              low_light: {target_mean: 0.6}
+          - name: b
+            source: "demo:"
+        """
+    )
+    a = C.camera_settings(cfg, cfg["cameras"][0])
+    b = C.camera_settings(cfg, cfg["cameras"][1])
+    assert a["name"] == "a" and a["source"] == "demo:" and a["enabled"] is True
+    assert a["detector"]["threads"] == 4
+    assert a["detector"]["score_threshold"] == 0.9  # global kept
+    assert a["detector"]["backend"] == "onnx"  # default kept
+    assert a["capture"]["width"] is None  # null overrides too
+    assert a["enhance"]["low_light"] == {"enabled": True, "clahe_clip": 2.0, "target_mean": 0.6}
+    assert a["enhance"]["denoise"] == cfg["enhance"]["denoise"]
+    assert b["detector"] == cfg["detector"] and b["capture"]["width"] == 640
+    # overrides stay sparse in the loaded config, and merging does not alias it
+    assert cfg["cameras"][0]["detector"] == {"threads": 4}
+    a["detector"]["threads"] = 99
+    b["enhance"]["low_light"]["enabled"] = False
+    assert cfg["detector"]["threads"] == 2 and cfg["enhance"]["low_light"]["enabled"] is True
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+def test_password_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    pw = tmp_path / "mqtt-pass"
+    pw.write_text("s3cret \n")
+    assert C.resolve_password({"password_file": str(pw)}) == "s3cret "
+    pw.write_text("crlf\r\n")
+    assert C.resolve_password({"password_file": str(pw)}) == "crlf"
+    assert C.resolve_password({"password_file": None}) is None
+
+
+def test_password_from_credentials_directory(tmp_path, monkeypatch):
+    (tmp_path / "mqtt-password").write_text("from-systemd\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert C.resolve_password({"password_file": None}) == "from-systemd"
+    explicit = tmp_path / "other"
+    explicit.write_text("explicit\n")
+    assert C.resolve_password({"password_file": str(explicit)}) == "explicit"
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "empty"))
+    assert C.resolve_password({"password_file": None}) is None
+
+
+def test_password_file_unreadable_or_empty(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(C.ConfigError) as info:
+        C.resolve_password({"password_file": str(tmp_path / "missing")})
+    assert info.value.problems[0].startswith("mqtt.password_file: cannot read the password file")
+    with pytest.raises(C.ConfigError):
+        C.resolve_password({"password_file": str(tmp_path)})  # a directory
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(C.ConfigError, match="is empty"):
+        C.resolve_password({"password_file": str(tmp_path / "empty")})
+
+
+def test_relative_password_file_is_taken_from_config_dir(tmp_path, monkeypatch):
+    (tmp_path / "pw").write_text("x\n")
+    (tmp_path / "pw").chmod(0o600)
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(
+        "mqtt:\n  password_file: pw\n  allow_insecure: true\n  tls: {ca_file: ca.pem}\n"
+    )
+    monkeypatch.chdir("/")
+    cfg = C.load_config(cfg_file)
+    assert cfg["mqtt"]["password_file"] == str(tmp_path / "pw")
+    assert cfg["mqtt"]["tls"]["ca_file"] == str(tmp_path / "ca.pem")
+    assert C.resolve_password(cfg["mqtt"]) == "x"
+
+
+def test_redaction():
+    cfg = load_text(
+        """\
+        cameras:
+          - name: a
+            source: "rtsp://admin:hunter2@10.0.0.5:554/stream"
+          - name: b
+            source: "http://cam.lan/video.mjpg"
+        mqtt:
+          username: cam
+          password_file: /run/secrets/mqtt
+          allow_insecure: true
+        """
+    )
+    shown = C.redacted(cfg)
+    text = json.dumps(shown)
+    assert "hunter2" not in text
+    assert shown["cameras"][0]["source"] == "rtsp://admin:***@10.0.0.5:554/stream"
+    assert shown["cameras"][1]["source"] == "http://cam.lan/video.mjpg"
+    assert shown["mqtt"]["password_file"] == "/run/secrets/mqtt"  # a path, not a secret
+    assert "hunter2" in cfg["cameras"][0]["source"]  # the original is untouched
+    assert C.redacted({"x": {"api_token": "abc", "password": "p"}}) == {
+        "x": {"api_token": "***", "password": "***"}
+    }
+    assert C.redact_uri("rtsp://user@cam/s") == "rtsp://user@cam/s"
+
+
+def test_errors_do_not_echo_password_typed_into_password_file(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("mqtt:\n  password_file: hunter2\n  allow_insecure: true\n")
+    _, warnings = C.check_config(cfg_file)
+    assert any(w.key == "mqtt.password_file" and "no such file" in w.message for w in warnings)
+    assert not any("hunter2" in str(w) for w in warnings)
+
+
+def test_world_readable_warnings(tmp_path, caplog):
+    pw = tmp_path / "pw"
+    pw.write_text("x\n")
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(
+        "cameras:\n  - name: a\n    source: rtsp://u:p@cam/s\n"
+        "mqtt:\n  password_file: pw\n  tls: {enabled: true}\n"
+    )
+    pw.chmod(0o644)
+    cfg_file.chmod(0o644)
+    _, warnings = C.check_config(cfg_file)
+    by_key = {w.key: w for w in warnings}
+    assert "readable by group/others (mode 0644)" in by_key["mqtt.password_file"].message
+    assert by_key["mqtt.password_file"].line == 5
+    assert "URI holds a password" in by_key["cameras[0].source"].message
+    assert by_key["cameras[0].source"].line == 3
+
+    with caplog.at_level(logging.WARNING, logger="edge.config"):
+        C.load_config(cfg_file)
+    assert any("readable by group/others" in r.getMessage() for r in caplog.records)
+    assert not any("u:p@" in r.getMessage() for r in caplog.records)
+
+    pw.chmod(0o600)
+    cfg_file.chmod(0o600)
+    assert C.check_config(cfg_file)[1] == []
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_config_check_main_ok(capsys):
+    assert C.config_check_main(str(DEFAULT)) == 0
+    assert capsys.readouterr().out.strip() == f"OK: {DEFAULT}"
+
+
+def test_config_check_main_problems(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("log_level: info\ndetector:\n  backend: x\n  thread: 2\n")
+    assert C.config_check_main(str(bad)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{bad}:3: detector.backend: 'x' is not one of onnx, tflite",
+        f"{bad}:4: detector.thread: unknown key (did you mean 'threads'?)",
+    ]
+
+
+def test_config_check_main_missing_file(tmp_path, capsys):
+    assert C.config_check_main(str(tmp_path / "nope.yaml")) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_config_show_main(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("cameras:\n  - {name: a, source: 'rtsp://u:topsecret@cam/s'}\n")
+    f.chmod(0o600)
+    assert C.config_show_main(str(f)) == 0
+    out = capsys.readouterr().out
+    assert "topsecret" not in out
+    shown = yaml.safe_load(out)
+    assert shown["cameras"][0]["source"] == "rtsp://u:***@cam/s"
+    assert shown["detector"]["backend"] == "onnx"  # defaults filled
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+
+def test_default_spool_path(monkeypatch, tmp_path):
+    cfg = C.load_config(None)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert C.default_spool_path(cfg) == tmp_path / "var" / "spool.sqlite"
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/face-edge:/var/lib/other")
+    assert C.default_spool_path(cfg) == Path("/var/lib/face-edge/spool.sqlite")
+    cfg["spool"]["path"] = "/data/spool.db"
+    assert C.default_spool_path(cfg) == Path("/data/spool.db")
+
+
+def test_resolve_device_id(monkeypatch):
+    monkeypatch.setattr(C.socket, "gethostname", lambda: "pi cam/7#")
+    assert C.resolve_device_id({"device_id": None}) == "pi-cam-7"
+    assert C.resolve_device_id({"device_id": "gate-1"}) == "gate-1"
+
+
+# -- agreement with the reference jsonschema implementation -----------------------------------
+
+
+def test_validator_agrees_with_jsonschema_on_example():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    ref = jsonschema.Draft202012Validator(schema)
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    assert list(ref.iter_errors(raw)) == []
+    _, ours = SchemaValidator(schema).validate(yaml.safe_load(EXAMPLE.read_text()))
+    assert ours == []
+    # the filled-in configuration is valid too
+    assert list(ref.iter_errors(C.load_config(EXAMPLE))) == []
+    assert list(ref.iter_errors(C.load_config(None))) == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in BAD_CASES
+        if BAD_CASES[c][1] != "(yaml)"
+        and "duplicate" not in c
+        and "URI" not in c
+        and "reconnect" not in c
+        and "cert" not in c
+        and "password" not in c
+        and "device" not in c
+        and "host" not in c
+    ],
+)
+def test_validator_agrees_with_jsonschema_on_bad_cases(case):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    data = yaml.safe_load(textwrap.dedent(BAD_CASES[case][0]))
+    ref_paths = {
+        tuple(e.absolute_path) for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
+    }
+    _, ours = SchemaValidator(schema).validate(data, fill_defaults=False)
+    assert ref_paths and ours
+    # jsonschema reports unknown keys at the parent mapping, we at the key itself
+    from edge.config_validate import format_path
+
+    ref_keys = {format_path(p) for p in ref_paths}
+    for p in ours:
+        parent = p.key.rsplit(".", 1)[0] if "." in p.key else "(root)"
+        assert p.key in ref_keys or parent in ref_keys, (p, ref_keys)
