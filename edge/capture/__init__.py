@@ -1,0 +1,113 @@
+"""Camera sources: Pi camera, USB (V4L2), IP cameras, video files and the demo clip.
+
+`open_source(uri, camera=..., options=cfg_capture)` returns a FrameSource (not
+yet started). Use it as::
+
+    src = open_source("rtsp://cam/stream", camera="door", options=settings["capture"]).start()
+    while running:
+        frame = src.read(timeout=1.0)   # newest frame, or None
+    src.stop()
+
+picamera2 is imported only when a ``picamera2:`` source is opened.
+"""
+
+from __future__ import annotations
+
+from edge.capture.devices import (
+    OpenCVGrabber,
+    PiCameraGrabber,
+    import_picamera2,
+    parse_uri,
+    redact_uri,
+)
+from edge.capture.source import CallableGrabber, FrameSource, Grabber, SourceError
+
+__all__ = [
+    "CallableGrabber",
+    "FrameSource",
+    "Grabber",
+    "SourceError",
+    "open_source",
+    "parse_uri",
+    "redact_uri",
+]
+
+_DEFAULTS = {
+    "width": None,
+    "height": None,
+    "fps": None,
+    "loop": True,
+    "realtime": True,
+    "reconnect_min_s": 1.0,
+    "reconnect_max_s": 30.0,
+}
+
+
+def open_source(uri: str, *, camera: str, options: dict | None = None) -> FrameSource:
+    """A FrameSource for `uri` (call .start() on it).
+
+    options: the `capture` config section (width, height, fps, loop, realtime,
+    reconnect_min_s, reconnect_max_s); missing keys take the defaults.
+    Raises ValueError for a malformed URI and SourceError for a source kind
+    that cannot work on this machine (picamera2 without libcamera). A device
+    that merely fails to open is not an error here: the source keeps retrying
+    and reports it in stats()['state'] / ['last_error'].
+
+    file:// and demo: sources loop when `loop` and pace at the file's frame
+    rate when `realtime`; with realtime false they are read as fast as the
+    consumer takes frames and never drop one (the reader waits for read()).
+    Live sources ignore loop/realtime and always keep only the newest frame.
+    """
+    opts = {**_DEFAULTS, **{k: v for k, v in (options or {}).items() if v is not None}}
+    kind, target = parse_uri(uri)
+    label = redact_uri(str(uri).strip())
+    width, height, fps = opts["width"], opts["height"], opts["fps"]
+    common = {
+        "camera": camera,
+        "name": f"{camera}:{label}" if camera else label,
+        "reconnect_min_s": float(opts["reconnect_min_s"]),
+        "reconnect_max_s": float(opts["reconnect_max_s"]),
+    }
+
+    if kind in ("file", "demo"):
+        realtime = bool(opts["realtime"])
+        if kind == "file":
+            path = str(target)
+
+            def opener() -> Grabber:
+                return OpenCVGrabber(path, kind="file", label=label)
+        else:
+
+            def opener() -> Grabber:
+                from edge.capture.demo import ensure_demo_clip
+
+                return OpenCVGrabber(str(ensure_demo_clip()), kind="file", label=label)
+
+        return FrameSource(
+            opener,
+            loop=bool(opts["loop"]),
+            realtime=realtime,
+            lossless=not realtime,
+            **common,
+        )
+
+    if kind == "picamera2":
+        import_picamera2()  # fail now, clearly: retrying cannot help
+        index = int(target)
+
+        def opener() -> Grabber:
+            return PiCameraGrabber(index, width=width, height=height, fps=fps)
+    elif kind == "v4l2":
+
+        def opener() -> Grabber:
+            return OpenCVGrabber(
+                target, kind="v4l2", label=label, width=width, height=height, fps=fps
+            )
+    elif kind == "network":
+
+        def opener() -> Grabber:
+            return OpenCVGrabber(str(target), kind="network", label=label)
+    else:  # pragma: no cover - parse_uri knows no other kinds
+        raise ValueError(f"unsupported source kind {kind!r}")
+
+    return FrameSource(opener, **common)
