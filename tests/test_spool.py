@@ -1,0 +1,149 @@
+"""SQLite store-and-forward spool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.mqtt import spool as spool_mod
+from edge.mqtt.spool import Spool, SpoolTooLargeError, SpoolUnavailableError, default_spool_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_put_pending_ack_in_order(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.sqlite", max_mb=1, max_age_hours=1) as sp:
+        ids = [sp.put("t/a", f"m{i}".encode(), 1) for i in range(5)]
+        assert ids == sorted(ids) and len(set(ids)) == 5
+        assert sp.depth() == 5
+        rows = sp.pending(3)
+        assert [r[0] for r in rows] == ids[:3]
+        assert rows[0][1:] == ("t/a", b"m0", 1)
+        assert [r[0] for r in sp.pending(10, after_id=ids[2])] == ids[3:]
+        assert sp.ack(ids[1]) is True
+        assert sp.ack(ids[1]) is False  # already gone
+        assert [r[0] for r in sp.pending(10)] == [ids[0], *ids[2:]]
+        assert sp.depth() == 4
+        assert sp.ack_many([ids[0], ids[1], ids[2]]) == 2  # ids[1] was gone already
+        assert sp.ack_many(ids) == 2
+        assert sp.depth() == 0 and sp.size_bytes() == 0
+        # ids never go back, even when the table was empty
+        assert sp.put("t/a", b"x", 0) > ids[-1]
+
+
+def test_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    sp = Spool(path, 1, 1)
+    a = sp.put("t", b"one", 1)
+    sp.put("t", b"two", 1)
+    sp.ack(a)
+    sp.close()
+    with pytest.raises(spool_mod.SpoolError):
+        sp.put("t", b"x", 1)
+    sp2 = Spool(path, 1, 1)
+    assert [(r[2]) for r in sp2.pending(10)] == [b"two"]
+    sp2.close()
+
+
+def test_survives_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    script = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from edge.mqtt.spool import Spool\n"
+        f"sp = Spool({str(path)!r}, 5, 1)\n"
+        "for i in range(25):\n"
+        "    sp.put('t/x', b'payload-%d' % i, 1)\n"
+        "print('READY', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+    finally:
+        proc.kill()  # SIGKILL: no close(), no checkpoint
+        proc.wait(10)
+    with Spool(path, 5, 1) as sp:
+        rows = sp.pending(100)
+        assert [r[2] for r in rows] == [b"payload-%d" % i for i in range(25)]
+
+
+def test_size_cap_evicts_oldest_and_counts(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    cap_mb = 10_000 / (1024 * 1024)  # 10 000 bytes
+    sp = Spool(path, max_mb=cap_mb, max_age_hours=1)
+    ids = [sp.put("t", bytes(999), 1) for _ in range(30)]  # 1000 bytes each with the topic
+    assert sp.size_bytes() <= 10_000
+    assert sp.depth() == 10
+    assert sp.evicted_total == 20
+    assert [r[0] for r in sp.pending(100)] == ids[-10:]  # the newest survive
+    sp.close()
+    with Spool(path, max_mb=cap_mb, max_age_hours=1) as sp2:  # counter is persisted
+        assert sp2.evicted_total == 20
+        assert sp2.depth() == 10
+        with pytest.raises(SpoolTooLargeError):
+            sp2.put("t", bytes(20_000), 1)
+        assert sp2.depth() == 10
+
+
+def test_age_cap_evicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_mod, "_AGE_CHECK_EVERY_S", 0.0)
+    max_age_h = 0.3 / 3600  # 0.3 s
+    with Spool(tmp_path / "s.sqlite", max_mb=1, max_age_hours=max_age_h) as sp:
+        sp.put("t", b"old", 1)
+        sp.put("t", b"old2", 1)
+        time.sleep(0.45)
+        sp.put("t", b"new", 1)
+        assert [r[2] for r in sp.pending(10)] == [b"new"]
+        assert sp.evicted_total == 2
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(SpoolUnavailableError) as ei:
+        Spool(blocker / "sub" / "spool.sqlite", 1, 1)
+    assert "spool.path" in str(ei.value) and str(blocker) in str(ei.value)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SpoolUnavailableError):
+        Spool(garbage, 1, 1)
+
+
+def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}:/other")
+    assert default_spool_path() == tmp_path / "spool.sqlite"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    assert default_spool_path() == Path("var") / "spool.sqlite"
+
+
+def test_thread_safe(tmp_path: Path) -> None:
+    sp = Spool(tmp_path / "s.sqlite", 10, 1, durable=False)
+    acked: list[int] = []
+
+    def producer() -> None:
+        for i in range(100):
+            sp.put("t", b"%d" % i, 1)
+
+    def consumer() -> None:
+        for _ in range(200):
+            for row in sp.pending(5):
+                if sp.ack(row[0]):
+                    acked.append(row[0])
+
+    threads = [threading.Thread(target=producer) for _ in range(3)]
+    threads += [threading.Thread(target=consumer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(acked) == len(set(acked))  # nothing acked twice
+    assert sp.depth() + len(acked) == 300
+    assert sp.depth() == len(sp.pending(1000))
+    sp.close()
