@@ -165,20 +165,14 @@ class Daemon:
         from edge.config import default_spool_path
         from edge.mqtt.publisher import Publisher
 
-        mqtt_cfg = dict(self.cfg["mqtt"])
-        if not mqtt_cfg.get("host"):
-            from edge.mqtt.broker import LocalBroker
+        from edge.mqtt.broker import ensure_broker
 
-            self.broker = LocalBroker()
-            self.broker.start()
-            mqtt_cfg["host"], mqtt_cfg["port"] = "127.0.0.1", self.broker.port
-            log.info("no broker configured: started a local mosquitto on 127.0.0.1:%d", self.broker.port)
-            if self.show:
-                self._start_viewer(mqtt_cfg)
+        mqtt_cfg, self.broker = ensure_broker(dict(self.cfg["mqtt"]))
+        if self.broker is not None and self.show:
+            self._start_viewer(mqtt_cfg)
         spool_cfg = dict(self.cfg["spool"])
         spool_cfg["path"] = str(default_spool_path(self.cfg))
         self.publisher = Publisher(mqtt_cfg, spool_cfg, self.device_id)
-        self.publisher.start()
         self.worker = EventWorker(self.shots, self.publisher.publish_event, self._on_event)
         self.worker.start()
         for cam in self.cfg["cameras"]:
@@ -256,7 +250,7 @@ class Daemon:
         if self.viewer:
             self.viewer.join(2.0)
         if self.broker:
-            self.broker.stop()
+            self.broker.close()
 
     # -- main loop -------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:

@@ -1,0 +1,215 @@
+"""MTCNN face detection cascade (P-Net over an image pyramid, R-Net, O-Net with 5 landmarks),
+running the shipped INT8 or FP32 models in ONNX Runtime or LiteRT. No torch here.
+
+The shipped models take raw BGR pixels (0..255): the original normalisation and RGB order
+were folded into their first convolution by tools/convert/detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.detect.backends import load_model
+from edge.models import default_models_dir, model_version, verified_model_path
+from edge.types import Detection
+
+PNET_STRIDE, PNET_CELL = 2, 12
+# Candidate caps keep a busy frame (crowds, textures) from exploding the later stages.
+MAX_PNET_PER_LEVEL = 1000
+MAX_RNET_INPUTS = 400
+MAX_ONET_INPUTS = 100
+
+OUTPUT_ORDER = {"pnet": ["reg", "prob"], "rnet": ["reg", "prob"], "onet": ["reg", "landmarks", "prob"]}
+
+
+def model_file(net: str, precision: str, backend: str) -> str:
+    return f"mtcnn_{net}_{precision}.{'onnx' if backend == 'onnx' else 'tflite'}"
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        if method == "min":
+            overlap = inter / np.minimum(area[i], area[rest])
+        else:
+            overlap = inter / (area[i] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def square(boxes: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    out[:, 0] += reg[:, 0] * w
+    out[:, 1] += reg[:, 1] * h
+    out[:, 2] += reg[:, 2] * w
+    out[:, 3] += reg[:, 3] * h
+    return out
+
+
+def crop_batch(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Square crops of `boxes` (zero outside the image) resized to size x size, as NCHW float32."""
+    h, w = image.shape[:2]
+    out = np.empty((len(boxes), 3, size, size), dtype=np.float32)
+    for k, (bx1, by1, bx2, by2) in enumerate(boxes[:, :4].astype(np.int64)):
+        bw, bh = max(1, bx2 - bx1 + 1), max(1, by2 - by1 + 1)
+        sx1, sy1, sx2, sy2 = max(bx1, 0), max(by1, 0), min(bx2 + 1, w), min(by2 + 1, h)
+        if sx1 == bx1 and sy1 == by1 and sx2 == bx2 + 1 and sy2 == by2 + 1:
+            patch = image[sy1:sy2, sx1:sx2]
+        else:
+            patch = np.zeros((bh, bw, 3), dtype=np.uint8)
+            if sx2 > sx1 and sy2 > sy1:
+                patch[sy1 - by1 : sy2 - by1, sx1 - bx1 : sx2 - bx1] = image[sy1:sy2, sx1:sx2]
+        interp = cv2.INTER_AREA if bw > size else cv2.INTER_LINEAR
+        out[k] = cv2.resize(patch, (size, size), interpolation=interp).transpose(2, 0, 1)
+    return out
+
+
+def pyramid_scales(h: int, w: int, min_face_px: float, factor: float = 0.709) -> list[float]:
+    scale = PNET_CELL / float(min_face_px)
+    min_side = min(h, w) * scale
+    scales = []
+    while min_side >= PNET_CELL:
+        scales.append(scale)
+        scale *= factor
+        min_side *= factor
+    return scales
+
+
+class FaceDetector:
+    """Boxes, scores and 5 landmarks of the faces in a BGR frame."""
+
+    def __init__(
+        self,
+        *,
+        backend: str = "onnx",
+        precision: str = "int8",
+        threads: int = 1,
+        min_face_px: float = 20,
+        score_threshold: float = 0.8,
+        models_dir: str | Path | None = None,
+        stage_thresholds: tuple[float, float] = (0.6, 0.7),
+    ):
+        self.backend, self.precision = backend, precision
+        self.min_face_px = float(min_face_px)
+        self.thresholds = (stage_thresholds[0], stage_thresholds[1], float(score_threshold))
+        self.models_dir = Path(models_dir) if models_dir else default_models_dir()
+        self.files = {n: model_file(n, precision, backend) for n in ("pnet", "rnet", "onet")}
+        self.nets = {
+            n: load_model(verified_model_path(self.models_dir, f), backend, threads, OUTPUT_ORDER[n])
+            for n, f in self.files.items()
+        }
+
+    def info(self) -> dict:
+        return {
+            "name": "mtcnn",
+            "version": model_version(self.models_dir, self.files["onet"]),
+            "backend": self.backend,
+            "precision": self.precision,
+        }
+
+    # -- stages ------------------------------------------------------------------------------
+    def _stage1(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        found = []
+        for scale in pyramid_scales(h, w, self.min_face_px):
+            hs, ws = int(h * scale + 1), int(w * scale + 1)
+            level = cv2.resize(image, (ws, hs), interpolation=cv2.INTER_AREA)
+            # Even sides make P-Net's ceil-mode pooling equal floor-mode, so every runtime
+            # (LiteRT resizes a static graph) gives the same output grid.
+            if hs % 2 or ws % 2:
+                level = cv2.copyMakeBorder(level, 0, hs % 2, 0, ws % 2, cv2.BORDER_REPLICATE)
+            x = np.ascontiguousarray(level.transpose(2, 0, 1)[None], dtype=np.float32)
+            reg, prob = self.nets["pnet"].run(x)
+            prob = prob[0, 1]
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
+            if len(ys) == 0:
+                continue
+            score = prob[ys, xs]
+            if len(score) > MAX_PNET_PER_LEVEL:
+                top = np.argpartition(-score, MAX_PNET_PER_LEVEL)[:MAX_PNET_PER_LEVEL]
+                ys, xs, score = ys[top], xs[top], score[top]
+            boxes = np.stack(
+                [
+                    np.floor((PNET_STRIDE * xs + 1) / scale),
+                    np.floor((PNET_STRIDE * ys + 1) / scale),
+                    np.floor((PNET_STRIDE * xs + PNET_CELL) / scale),
+                    np.floor((PNET_STRIDE * ys + PNET_CELL) / scale),
+                    score,
+                ],
+                axis=1,
+            ).astype(np.float32)
+            offsets = reg[0][:, ys, xs].T
+            keep = nms(boxes, score, 0.5)
+            found.append(np.hstack([boxes[keep], offsets[keep]]))
+        if not found:
+            return np.zeros((0, 5), np.float32)
+        cand = np.vstack(found)
+        keep = nms(cand, cand[:, 4], 0.7)
+        cand = cand[keep]
+        boxes = regress(cand[:, :4], cand[:, 5:9])
+        return np.hstack([square(boxes), cand[:, 4:5]])
+
+    def _stage2(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        boxes = boxes[:MAX_RNET_INPUTS]
+        reg, prob = self.nets["rnet"].run(crop_batch(image, boxes, 24))
+        score = prob[:, 1]
+        ok = score > self.thresholds[1]
+        boxes, reg, score = boxes[ok], reg[ok], score[ok]
+        keep = nms(boxes, score, 0.7)
+        out = regress(boxes[keep, :4], reg[keep])
+        return np.hstack([square(out), score[keep, None]])
+
+    def _stage3(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = boxes[:MAX_ONET_INPUTS]
+        reg, points, prob = self.nets["onet"].run(crop_batch(image, boxes, 48))
+        score = prob[:, 1]
+        ok = score > self.thresholds[2]
+        boxes, reg, points, score = boxes[ok], reg[ok], points[ok], score[ok]
+        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        lm = np.stack([boxes[:, 0:1] + w * points[:, :5], boxes[:, 1:2] + h * points[:, 5:]], axis=2)
+        out = regress(boxes[:, :4], reg)
+        keep = nms(out, score, 0.7, "min")
+        return np.hstack([out[keep], score[keep, None]]), lm[keep]
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 frame, got shape {frame_bgr.shape} {frame_bgr.dtype}")
+        boxes = self._stage1(frame_bgr)
+        if len(boxes):
+            boxes = self._stage2(frame_bgr, boxes)
+        if not len(boxes):
+            return []
+        boxes, landmarks = self._stage3(frame_bgr, boxes)
+        return [
+            Detection(box=b[:4].astype(np.float32), score=float(b[4]), landmarks=lm.astype(np.float32))
+            for b, lm in zip(boxes, landmarks, strict=True)
+        ]
