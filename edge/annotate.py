@@ -9,7 +9,14 @@ import numpy as np
 from edge.best_shot import Shot
 from edge.track import Track
 
-_COLOURS = [(0, 200, 255), (80, 220, 80), (255, 160, 0), (220, 80, 220), (60, 60, 255), (255, 255, 0)]
+_COLOURS = [
+    (0, 200, 255),
+    (80, 220, 80),
+    (255, 160, 0),
+    (220, 80, 220),
+    (60, 60, 255),
+    (255, 255, 0),
+]
 
 
 def annotate_frame(image: np.ndarray, tracks: list[Track], shots: list[Shot] = ()) -> np.ndarray:
@@ -29,12 +36,32 @@ def annotate_frame(image: np.ndarray, tracks: list[Track], shots: list[Shot] = (
             label += f" q{st.candidate.quality.overall:.2f}"
         if t.track_id in published:
             label += " PUB"
-        cv2.putText(out, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(out, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            label,
+            (x1, max(12, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            3,
+            cv2.LINE_AA,
+        )
+        cv2.putText(
+            out,
+            label,
+            (x1, max(12, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 
-def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], labels: list[str] | None = None, size: int = 160) -> np.ndarray:
+def contact_sheet(
+    pairs: list[tuple[np.ndarray, np.ndarray]], labels: list[str] | None = None, size: int = 160
+) -> np.ndarray:
     """Rows of original | enhanced crops, each resized to `size`."""
     rows = []
     for i, (orig, enh) in enumerate(pairs):
@@ -42,7 +69,16 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], labels: list[str] 
         b = cv2.resize(enh, (size, size), interpolation=cv2.INTER_CUBIC)
         row = np.hstack([a, np.full((size, 4, 3), 255, np.uint8), b])
         if labels:
-            cv2.putText(row, labels[i], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                row,
+                labels[i],
+                (4, 14),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
         rows.append(row)
         rows.append(np.full((4, row.shape[1], 3), 255, np.uint8))
     if not rows:

@@ -39,7 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load_config_or_exit(args.config)
     _setup_logging(cfg.get("log_level", "info"))
-    daemon = Daemon(cfg, show=not args.quiet, out_dir=Path(args.demo_out) if args.demo_out else None)
+    daemon = Daemon(
+        cfg, show=not args.quiet, out_dir=Path(args.demo_out) if args.demo_out else None
+    )
     try:
         return daemon.run_forever(max_seconds=args.max_seconds, max_events=args.max_events)
     except ModelIntegrityError as e:
@@ -92,7 +94,9 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="face-edge", description="Face-capture appliance: camera to MQTT face events.")
+    p = argparse.ArgumentParser(
+        prog="face-edge", description="Face-capture appliance: camera to MQTT face events."
+    )
     p.add_argument("--version", action="version", version=f"face-edge {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -112,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("path", nargs="?")
     c.set_defaults(func=cmd_config)
 
-    e = sub.add_parser("enhance", help="offline: a video, image or folder of images to events.jsonl")
+    e = sub.add_parser(
+        "enhance", help="offline: a video, image or folder of images to events.jsonl"
+    )
     e.add_argument("input")
     e.add_argument("--out", required=True)
     e.add_argument("--config")

@@ -41,7 +41,9 @@ def build_enhancer(settings: dict):
 class CameraWorker(threading.Thread):
     """Reads the newest frame, runs detection/tracking/selection, queues shots for enhancement."""
 
-    def __init__(self, name: str, source, processor: FaceProcessor, builder: EventBuilder, shots: queue.Queue):
+    def __init__(
+        self, name: str, source, processor: FaceProcessor, builder: EventBuilder, shots: queue.Queue
+    ):
         super().__init__(name=f"camera-{name}", daemon=True)
         self.camera = name
         self.source = source
@@ -163,9 +165,8 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         from edge.config import default_spool_path
-        from edge.mqtt.publisher import Publisher
-
         from edge.mqtt.broker import ensure_broker
+        from edge.mqtt.publisher import Publisher
 
         mqtt_cfg, self.broker = ensure_broker(dict(self.cfg["mqtt"]))
         if self.broker is not None and self.show:
@@ -199,8 +200,13 @@ class Daemon:
         worker = CameraWorker(name, source, processor, builder, self.shots)
         self.cameras[name] = worker
         worker.start()
-        log.info("camera %s: %s (detector %s %s)", name, cam["source"], detector.info().get("backend"),
-                 detector.info().get("precision"))
+        log.info(
+            "camera %s: %s (detector %s %s)",
+            name,
+            cam["source"],
+            detector.info().get("backend"),
+            detector.info().get("precision"),
+        )
 
     def _start_viewer(self, mqtt_cfg: dict) -> None:
         """Demo mode: a reference subscriber on the local broker shows what really arrived."""
@@ -211,7 +217,10 @@ class Daemon:
         def view() -> None:
             try:
                 run_subscriber(
-                    mqtt_cfg["host"], int(mqtt_cfg["port"]), mqtt_cfg["topic_prefix"], out,
+                    mqtt_cfg["host"],
+                    int(mqtt_cfg["port"]),
+                    mqtt_cfg["topic_prefix"],
+                    out,
                     stop_event=self._stop,
                 )
             except Exception:
@@ -291,5 +300,5 @@ def _stats_line(stats: dict) -> str:
     m = stats["mqtt"]
     return (
         f"{cams} events={stats['events']} queue={stats['queue_depth']} "
-        f"broker={m.get('state', '?')} spool={m.get('spool_depth', '?')}"
+        f"broker={m.get('broker_state', '?')} spool={m.get('spool_depth', '?')}"
     )

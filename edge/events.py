@@ -16,7 +16,9 @@ SCHEMA_VERSION = "1.0"
 
 
 def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:

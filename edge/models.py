@@ -52,7 +52,9 @@ def verified_model_path(models_dir: Path | str, file_name: str) -> Path:
     manifest = load_manifest(models_dir)
     entry = manifest.get("models", {}).get(file_name)
     if entry is None:
-        raise ModelIntegrityError(f"model {file_name} is not listed in {models_dir / MANIFEST_NAME}")
+        raise ModelIntegrityError(
+            f"model {file_name} is not listed in {models_dir / MANIFEST_NAME}"
+        )
     path = models_dir / file_name
     if not path.is_file():
         raise ModelIntegrityError(f"model file missing: {path}")

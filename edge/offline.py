@@ -113,11 +113,18 @@ def process_video(path: Path, processor: FaceProcessor, writer: EventWriter) -> 
         # Video time, not processing time, drives the tracker: offline runs faster than real time.
         video_t = frames / fps
         frames += 1
-        if image is None or image.ndim != 3 or image.shape[2] != 3 or (size and image.shape != size):
+        if (
+            image is None
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or (size and image.shape != size)
+        ):
             broken += 1
             continue
         size = size or image.shape
-        frame = Frame(image=image, index=frames - 1, wall_time=start_wall + video_t, mono_time=video_t)
+        frame = Frame(
+            image=image, index=frames - 1, wall_time=start_wall + video_t, mono_time=video_t
+        )
         for shot in processor.process(frame).shots:
             writer.write(shot)
         progress.update(frames, f"events {writer.count}")
@@ -132,7 +139,9 @@ def process_video(path: Path, processor: FaceProcessor, writer: EventWriter) -> 
     return {"frames": frames, "broken": broken, "events": writer.count, "fps": fps}
 
 
-def run_enhance(input_path: Path, out_dir: Path, processor: FaceProcessor, builder: EventBuilder) -> dict:
+def run_enhance(
+    input_path: Path, out_dir: Path, processor: FaceProcessor, builder: EventBuilder
+) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = EventWriter(out_dir, builder)
     try:

@@ -54,7 +54,9 @@ class FaceProcessor:
     @classmethod
     def from_settings(cls, detector: object, settings: dict) -> FaceProcessor:
         tr = settings["tracker"]
-        tracker = Tracker(float(tr["iou_threshold"]), float(tr["max_missed_s"]), int(tr["min_hits"]))
+        tracker = Tracker(
+            float(tr["iou_threshold"]), float(tr["max_missed_s"]), int(tr["min_hits"])
+        )
         return cls(detector, tracker, BestShotSelector(settings["best_shot"], tracker.min_hits))
 
     def process(self, frame: Frame) -> FrameResult:

@@ -21,7 +21,11 @@ class Pose:
     roll: float
 
     def as_dict(self) -> dict:
-        return {"yaw": round(self.yaw, 1), "pitch": round(self.pitch, 1), "roll": round(self.roll, 1)}
+        return {
+            "yaw": round(self.yaw, 1),
+            "pitch": round(self.pitch, 1),
+            "roll": round(self.roll, 1),
+        }
 
 
 @dataclass(slots=True)
@@ -78,7 +82,9 @@ def brightness_score(gray: np.ndarray) -> float:
     return exposure * (0.5 + 0.5 * contrast)
 
 
-def score_shot(crop_bgr: np.ndarray, face_height_px: float, pose: Pose, full_size_px: float = 112.0) -> Quality:
+def score_shot(
+    crop_bgr: np.ndarray, face_height_px: float, pose: Pose, full_size_px: float = 112.0
+) -> Quality:
     """Quality of an aligned crop. `face_height_px` is the face's height in the frame."""
     h, w = crop_bgr.shape[:2]
     # Judge sharpness and light on the inner face, not the margin.

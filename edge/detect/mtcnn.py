@@ -21,14 +21,20 @@ MAX_PNET_PER_LEVEL = 1000
 MAX_RNET_INPUTS = 400
 MAX_ONET_INPUTS = 100
 
-OUTPUT_ORDER = {"pnet": ["reg", "prob"], "rnet": ["reg", "prob"], "onet": ["reg", "landmarks", "prob"]}
+OUTPUT_ORDER = {
+    "pnet": ["reg", "prob"],
+    "rnet": ["reg", "prob"],
+    "onet": ["reg", "landmarks", "prob"],
+}
 
 
 def model_file(net: str, precision: str, backend: str) -> str:
     return f"mtcnn_{net}_{precision}.{'onnx' if backend == 'onnx' else 'tflite'}"
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union"
+) -> np.ndarray:
     """Greedy non-maximum suppression; returns kept indices, best first."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -123,7 +129,9 @@ class FaceDetector:
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         self.files = {n: model_file(n, precision, backend) for n in ("pnet", "rnet", "onet")}
         self.nets = {
-            n: load_model(verified_model_path(self.models_dir, f), backend, threads, OUTPUT_ORDER[n])
+            n: load_model(
+                verified_model_path(self.models_dir, f), backend, threads, OUTPUT_ORDER[n]
+            )
             for n, f in self.files.items()
         }
 
@@ -195,14 +203,18 @@ class FaceDetector:
         boxes, reg, points, score = boxes[ok], reg[ok], points[ok], score[ok]
         w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
         h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-        lm = np.stack([boxes[:, 0:1] + w * points[:, :5], boxes[:, 1:2] + h * points[:, 5:]], axis=2)
+        lm = np.stack(
+            [boxes[:, 0:1] + w * points[:, :5], boxes[:, 1:2] + h * points[:, 5:]], axis=2
+        )
         out = regress(boxes[:, :4], reg)
         keep = nms(out, score, 0.7, "min")
         return np.hstack([out[keep], score[keep, None]]), lm[keep]
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 frame, got shape {frame_bgr.shape} {frame_bgr.dtype}")
+            raise ValueError(
+                f"expected a BGR uint8 frame, got shape {frame_bgr.shape} {frame_bgr.dtype}"
+            )
         boxes = self._stage1(frame_bgr)
         if len(boxes):
             boxes = self._stage2(frame_bgr, boxes)
@@ -210,6 +222,8 @@ class FaceDetector:
             return []
         boxes, landmarks = self._stage3(frame_bgr, boxes)
         return [
-            Detection(box=b[:4].astype(np.float32), score=float(b[4]), landmarks=lm.astype(np.float32))
+            Detection(
+                box=b[:4].astype(np.float32), score=float(b[4]), landmarks=lm.astype(np.float32)
+            )
             for b, lm in zip(boxes, landmarks, strict=True)
         ]

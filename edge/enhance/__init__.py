@@ -45,13 +45,16 @@ class EnhancementStage:
             ll = settings.get("low_light", {})
             if ll.get("enabled", True):
                 steps.append(
-                    LowLightCorrection(float(ll.get("clahe_clip", 2.0)), float(ll.get("target_mean", 0.45)))
+                    LowLightCorrection(
+                        float(ll.get("clahe_clip", 2.0)), float(ll.get("target_mean", 0.45))
+                    )
                 )
         return cls(steps)
 
     def describe(self) -> list[dict]:
         return [
-            {"name": s.name, "kind": s.kind, "version": s.version, "params": s.params} for s in self.steps
+            {"name": s.name, "kind": s.kind, "version": s.version, "params": s.params}
+            for s in self.steps
         ]
 
     def __call__(self, crop_bgr: np.ndarray) -> EnhanceResult:

@@ -49,7 +49,11 @@ def fit_to(x: np.ndarray, shape: tuple[int, ...], rng: random.Random) -> np.ndar
     """Crop or wrap-pad a P-Net input to the static shape the TFLite export is traced with."""
     _, _, h, w = shape
     if x.shape[2] < h or x.shape[3] < w:
-        x = np.pad(x, ((0, 0), (0, 0), (0, max(0, h - x.shape[2])), (0, max(0, w - x.shape[3]))), mode="wrap")
+        x = np.pad(
+            x,
+            ((0, 0), (0, 0), (0, max(0, h - x.shape[2])), (0, max(0, w - x.shape[3]))),
+            mode="wrap",
+        )
     y0, x0 = rng.randint(0, x.shape[2] - h), rng.randint(0, x.shape[3] - w)
     return np.ascontiguousarray(x[:, :, y0 : y0 + h, x0 : x0 + w])
 
@@ -72,7 +76,9 @@ def collect_calibration(models_dir: Path, data: Path, seed: int) -> dict[str, li
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default="../shared/data", type=Path)
     ap.add_argument("--out", default="models/quantized", type=Path)
     ap.add_argument("--seed", type=int, default=0)
@@ -102,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         f = model_file(n, "int8", "onnx")
         quantize_onnx(args.out / model_file(n, "fp32", "onnx"), args.out / f, calib[n])
         files.append(f)
-        extra[f] = {"precision": "int8", "runtime": "onnxruntime", "format": "QDQ per-channel", "source": src}
+        extra[f] = {
+            "precision": "int8",
+            "runtime": "onnxruntime",
+            "format": "QDQ per-channel",
+            "source": src,
+        }
     print("quantized ONNX INT8", f"{time.time() - t0:.0f}s")
 
     for n in NETS:
@@ -114,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         export_tflite_int8(nets[n], sample, inputs[:300], args.out / f8)
         files += [f32, f8]
         extra[f32] = {"precision": "fp32", "runtime": "litert", "source": src}
-        extra[f8] = {"precision": "int8", "runtime": "litert", "format": "full-integer PT2E, float I/O", "source": src}
+        extra[f8] = {
+            "precision": "int8",
+            "runtime": "litert",
+            "format": "full-integer PT2E, float I/O",
+            "source": src,
+        }
     print("converted TFLite FP32 + INT8", f"{time.time() - t0:.0f}s")
 
     write_manifest(args.out, files, extra)

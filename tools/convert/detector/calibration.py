@@ -49,7 +49,9 @@ def composite_scene(faces: list[np.ndarray], rng: random.Random, size=(640, 360)
     return np.clip(bg.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
-def calibration_images(data_dir: Path, seed: int = 0, n_faces: int = 60, n_scenes: int = 40) -> list[np.ndarray]:
+def calibration_images(
+    data_dir: Path, seed: int = 0, n_faces: int = 60, n_scenes: int = 40
+) -> list[np.ndarray]:
     rng = random.Random(seed)
     files = utkface_files(data_dir, n_faces + n_scenes * 4, seed)
     faces = [cv2.imread(str(p)) for p in files]

@@ -14,7 +14,9 @@ from torch import nn
 def weights_dir() -> Path:
     spec = importlib.util.find_spec("facenet_pytorch")
     if spec is None or spec.origin is None:
-        raise SystemExit("facenet-pytorch is not installed: pip install --no-deps facenet-pytorch==2.6.0")
+        raise SystemExit(
+            "facenet-pytorch is not installed: pip install --no-deps facenet-pytorch==2.6.0"
+        )
     return Path(spec.origin).parent / "data"
 
 

@@ -17,7 +17,9 @@ def export_tflite_fp32(net: torch.nn.Module, sample: np.ndarray, path: Path) -> 
     model.export(str(path))
 
 
-def export_tflite_int8(net: torch.nn.Module, sample: np.ndarray, inputs: list[np.ndarray], path: Path) -> None:
+def export_tflite_int8(
+    net: torch.nn.Module, sample: np.ndarray, inputs: list[np.ndarray], path: Path
+) -> None:
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
@@ -33,5 +35,7 @@ def export_tflite_int8(net: torch.nn.Module, sample: np.ndarray, inputs: list[np
         for x in inputs:
             prepared(torch.from_numpy(x))
     converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
-    model = litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    model = litert_torch.convert(
+        converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)
+    )
     model.export(str(path))
