@@ -53,7 +53,7 @@ def align_face(
         matrix,
         (crop_size, crop_size),
         flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
+        borderMode=cv2.BORDER_CONSTANT,  # black where the camera saw nothing: no invented pixels
     )
     return crop, matrix
 
