@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge.detect import FaceDetector
+from edge.detect.runtime import load_model
 from edge.models import ModelIntegrityError, default_models_dir
 from edge.track import iou_matrix
 
@@ -17,8 +18,9 @@ skimage_data = pytest.importorskip("skimage.data")
 cbook = pytest.importorskip("matplotlib.cbook")
 
 VARIANTS = [("onnx", "int8"), ("onnx", "fp32"), ("tflite", "int8"), ("tflite", "fp32")]
-# Agreement between runtimes / precisions (stated in the model card): landmark error as a
-# fraction of the face box height (the photos' faces are 110-230 px).
+# Agreement between runtimes / precisions (stated in the model card): box IoU, landmark error
+# as a fraction of the face box height (the photos' faces are 110-230 px high, so 4 % is
+# 4.5-9 px) and the O-Net score.
 MIN_BOX_IOU = 0.85
 MAX_LANDMARK_FRAC = 0.04
 MAX_SCORE_DIFF = 0.05
@@ -74,11 +76,44 @@ def test_runtimes_and_precisions_agree(detectors, astronaut, hopper):
             assert abs(d.score - ref.score) <= MAX_SCORE_DIFF, name
 
 
-def test_onnx_and_tflite_int8_agree(detectors, hopper):
-    a = _one_face(detectors["onnx-int8"].detect(hopper))
-    b = _one_face(detectors["tflite-int8"].detect(hopper))
-    assert iou_matrix(a.box[None], b.box[None])[0, 0] >= MIN_BOX_IOU
-    assert np.abs(a.landmarks - b.landmarks).max() <= MAX_LANDMARK_FRAC * a.height
+def test_onnx_and_tflite_int8_agree(detectors, astronaut, hopper):
+    for image in (astronaut, hopper):
+        a = _one_face(detectors["onnx-int8"].detect(image))
+        b = _one_face(detectors["tflite-int8"].detect(image))
+        assert iou_matrix(a.box[None], b.box[None])[0, 0] >= MIN_BOX_IOU
+        assert np.abs(a.landmarks - b.landmarks).max() <= MAX_LANDMARK_FRAC * a.height
+        assert abs(a.score - b.score) <= MAX_SCORE_DIFF
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_runtime_hides_layout_and_quantization(backend, precision):
+    ext = "onnx" if backend == "onnx" else "tflite"
+    d = default_models_dir()
+    rng = np.random.default_rng(0)
+    # P-Net on pyramid levels of any (even) size; the TFLite graph is resized to each.
+    pnet = load_model(d / f"mtcnn_pnet_{precision}.{ext}", backend, 1)
+    for h, w in [(24, 36), (56, 98), (216, 384)]:
+        x = (rng.random((1, 3, h, w)) * 255).astype(np.float32)
+        reg, prob = pnet.run(x)
+        grid = ((h - 2) // 2 - 4, (w - 2) // 2 - 4)
+        assert reg.shape == (1, 4, *grid) and prob.shape == (1, 2, *grid)
+        assert reg.dtype == prob.dtype == np.float32
+        np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=0.02)
+    # R-Net / O-Net take batches of crops.
+    onet = load_model(d / f"mtcnn_onet_{precision}.{ext}", backend, 1)
+    x = (rng.random((5, 3, 48, 48)) * 255).astype(np.float32)
+    reg, points, prob = onet.run(x)
+    assert reg.shape == (5, 4) and points.shape == (5, 10) and prob.shape == (5, 2)
+
+
+def test_info_names_the_models(detectors):
+    info = detectors["tflite-int8"].info()
+    assert info["name"] == "mtcnn" and info["backend"] == "tflite" and info["precision"] == "int8"
+    assert set(info) == {"name", "version", "backend", "precision"}  # the event schema's fields
+    files = detectors["onnx-int8"].info(with_files=True)["files"]
+    assert files["pnet"]["file"] == "mtcnn_pnet_int8.onnx"
+    assert all(f["version"] == info["version"] for f in files.values())
 
 
 @pytest.mark.parametrize("variant", ["onnx-int8", "tflite-int8"])
@@ -108,6 +143,14 @@ def test_corrupt_model_is_refused(tmp_path):
     victim.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceDetector(backend="onnx", precision="int8", models_dir=tmp_path / "models")
+    with pytest.raises(ModelIntegrityError, match="corrupt"):
+        load_model(victim, "onnx", 1)  # the runtime layer checks on its own too
+    tfl = tmp_path / "models" / "mtcnn_pnet_int8.tflite"
+    raw = bytearray(tfl.read_bytes())
+    raw[-1] ^= 0x01
+    tfl.write_bytes(bytes(raw))
+    with pytest.raises(ModelIntegrityError, match="corrupt"):
+        FaceDetector(backend="tflite", precision="int8", models_dir=tmp_path / "models")
     # An intact set next to it still loads.
     FaceDetector(backend="onnx", precision="int8", models_dir=src)
 

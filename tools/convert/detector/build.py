@@ -1,9 +1,11 @@
 """One command from the pretrained MTCNN in facenet-pytorch to the shipped detector models:
 
-    python -m tools.convert.detector.build --data ../shared/data --out models/quantized
+    python -m tools.convert.detector.build --calib-dir ../shared/data --out models/quantized
 
-FP32 ONNX + FP32 TFLite, static QDQ INT8 ONNX and full-integer INT8 TFLite, calibrated on real
-faces (UTKFace), with their sha256 in the manifest."""
+FP32 ONNX + FP32 TFLite, static QDQ INT8 ONNX (per-channel) and full-integer INT8 TFLite
+(PT2E, per-channel), calibrated on real faces (UTKFace faces as they are and composited small into dim scenes;
+no evaluation image) as the FP32 cascade sees them, with their sha256 in the manifest.
+Deterministic for a given --seed (data sampling, random export samples)."""
 
 from __future__ import annotations
 
@@ -21,12 +23,17 @@ import torch
 
 from edge.detect.mtcnn import FaceDetector, model_file
 from tools.convert.detector.calibration import Recorder, calibration_images
-from tools.convert.detector.export import INPUTS, export_onnx, fold_input_normalisation
+from tools.convert.detector.export import (
+    INPUTS,
+    decompose_prelu,
+    export_onnx,
+    fold_input_normalisation,
+)
 from tools.convert.detector.nets import load_nets
 from tools.convert.detector.quantize_onnx import quantize_onnx
 from tools.convert.detector.quantize_tflite import export_tflite_fp32, export_tflite_int8
 
-VERSION = "mtcnn-1.0"
+VERSION = "mtcnn-1.1"
 NETS = ("pnet", "rnet", "onet")
 
 
@@ -60,7 +67,9 @@ def fit_to(x: np.ndarray, shape: tuple[int, ...], rng: random.Random) -> np.ndar
 
 def collect_calibration(models_dir: Path, data: Path, seed: int) -> dict[str, list[np.ndarray]]:
     det = FaceDetector(backend="onnx", precision="fp32", models_dir=models_dir, score_threshold=0.7)
-    rec = {n: Recorder(det.nets[n], max_items=400) for n in NETS}
+    # P-Net inputs are whole pyramid levels (up to 576x324): keep fewer of them.
+    limits = {"pnet": 160, "rnet": 300, "onet": 300}
+    rec = {n: Recorder(det.nets[n], max_items=limits[n], seed=seed) for n in NETS}
     det.nets = rec
     images = calibration_images(data, seed)
     for i, img in enumerate(images):
@@ -68,9 +77,11 @@ def collect_calibration(models_dir: Path, data: Path, seed: int) -> dict[str, li
         print(f"\rcalibration images {i + 1}/{len(images)}", end="", flush=True)
     print()
     out = {n: rec[n].inputs for n in NETS}
-    # R-Net/O-Net saw batches: calibrate on single crops.
+    # R-Net/O-Net saw batches: calibrate on a seeded sample of single crops.
+    rng = random.Random(seed)
     for n in ("rnet", "onet"):
-        out[n] = [x[i : i + 1] for x in out[n] for i in range(len(x))][:600]
+        crops = [x[i : i + 1] for x in out[n] for i in range(len(x))]
+        out[n] = rng.sample(crops, min(600, len(crops)))
     print({n: len(v) for n, v in out.items()}, "calibration inputs")
     return out
 
@@ -79,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", default="../shared/data", type=Path)
+    ap.add_argument(
+        "--calib-dir",
+        "--data",
+        dest="calib_dir",
+        default="../shared/data",
+        type=Path,
+        help="the shared data folder (faces/utkface, detect)",
+    )
     ap.add_argument("--out", default="models/quantized", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -96,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         tmpd = Path(tmp)
         for n in NETS:
             f = model_file(n, "fp32", "onnx")
-            export_onnx(n, nets[n], args.out / f)
+            export_onnx(n, decompose_prelu(nets[n]), args.out / f)
             shutil.copy(args.out / f, tmpd / f)
             files.append(f)
             extra[f] = {"precision": "fp32", "runtime": "onnxruntime", "source": src}
         write_manifest(tmpd, [model_file(n, "fp32", "onnx") for n in NETS], {})
         print("exported FP32 ONNX", f"{time.time() - t0:.0f}s")
-        calib = collect_calibration(tmpd, args.data, args.seed)
+        calib = collect_calibration(tmpd, args.calib_dir, args.seed)
 
     for n in NETS:
         f = model_file(n, "int8", "onnx")
@@ -111,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         extra[f] = {
             "precision": "int8",
             "runtime": "onnxruntime",
-            "format": "QDQ per-channel",
+            "format": "QDQ, per-channel int8 weights, uint8 activations; PReLU and softmax in float",
             "source": src,
         }
     print("quantized ONNX INT8", f"{time.time() - t0:.0f}s")
@@ -128,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         extra[f8] = {
             "precision": "int8",
             "runtime": "litert",
-            "format": "full-integer PT2E, float I/O",
+            "format": "full-integer PT2E per-channel; int8 input and reg/landmark outputs, float32 softmax output",
             "source": src,
         }
     print("converted TFLite FP32 + INT8", f"{time.time() - t0:.0f}s")

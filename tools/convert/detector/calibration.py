@@ -1,7 +1,10 @@
-"""Calibration inputs for the three nets, recorded while the FP32 cascade runs on real faces.
+"""Calibration inputs for the three nets, recorded while the FP32 cascade runs on real images,
+so each net is calibrated on what it really sees (P-Net: whole pyramid levels; R-Net/O-Net:
+the crops the previous stage proposes).
 
-Only training-side data is used (UTKFace faces, as-is and composited small into 640x360
-scenes), never the images the recall evaluation measures on."""
+Images: UTKFace faces as they are and UTKFace faces composited small (24-130 px) into dim
+640x360 scenes. Training-side data only: nothing the recall evaluation measures on
+(../shared/data/detect, ../shared/data/video) is used here."""
 
 from __future__ import annotations
 
@@ -13,16 +16,22 @@ import numpy as np
 
 
 class Recorder:
-    """Wraps a model runner and keeps a sample of the inputs it sees."""
+    """Wraps a model runner and keeps a uniform random sample (reservoir, seeded) of the
+    inputs it sees."""
 
-    def __init__(self, runner, keep_every: int = 1, max_items: int = 400):
-        self.runner, self.keep_every, self.max_items = runner, keep_every, max_items
+    def __init__(self, runner, max_items: int = 400, seed: int = 0):
+        self.runner, self.max_items = runner, max_items
+        self.rng = random.Random(seed)
         self.inputs: list[np.ndarray] = []
         self._n = 0
 
     def run(self, x: np.ndarray):
-        if self._n % self.keep_every == 0 and len(self.inputs) < self.max_items:
+        if len(self.inputs) < self.max_items:
             self.inputs.append(x.copy())
+        else:
+            j = self.rng.randint(0, self._n)
+            if j < self.max_items:
+                self.inputs[j] = x.copy()
         self._n += 1
         return self.runner.run(x)
 
@@ -50,7 +59,7 @@ def composite_scene(faces: list[np.ndarray], rng: random.Random, size=(640, 360)
 
 
 def calibration_images(
-    data_dir: Path, seed: int = 0, n_faces: int = 60, n_scenes: int = 40
+    data_dir: Path, seed: int = 0, n_faces: int = 60, n_scenes: int = 80
 ) -> list[np.ndarray]:
     rng = random.Random(seed)
     files = utkface_files(data_dir, n_faces + n_scenes * 4, seed)

@@ -24,6 +24,29 @@ def fold_input_normalisation(net: nn.Module) -> nn.Module:
     return net
 
 
+class DecomposedPReLU(nn.Module):
+    """PReLU as a*x + (1-a)*relu(x): the same function, but ONNX Runtime's PRelu kernel is
+    ~10x slower than Mul/Relu/Add on the CPU (measured 3.3 ms vs 0.3 ms on a 10x214x382
+    map), which made PReLU most of P-Net's time."""
+
+    def __init__(self, prelu: nn.PReLU):
+        super().__init__()
+        self.register_buffer("a", prelu.weight.detach().clone())
+
+    def forward(self, x):
+        a = self.a.view(1, -1, *([1] * (x.dim() - 2)))
+        return x * a + torch.relu(x) * (1 - a)
+
+
+def decompose_prelu(net: nn.Module) -> nn.Module:
+    """A copy of `net` with every PReLU child replaced by DecomposedPReLU (for ONNX export)."""
+    net = copy.deepcopy(net)
+    for name, child in list(net.named_children()):
+        if isinstance(child, nn.PReLU):
+            setattr(net, name, DecomposedPReLU(child))
+    return net
+
+
 INPUTS = {"pnet": (1, 3, 216, 384), "rnet": (1, 3, 24, 24), "onet": (1, 3, 48, 48)}
 OUTPUTS = {"pnet": ["reg", "prob"], "rnet": ["reg", "prob"], "onet": ["reg", "landmarks", "prob"]}
 

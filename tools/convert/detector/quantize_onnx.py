@@ -27,8 +27,12 @@ class ListReader(CalibrationDataReader):
 def quantize_onnx(fp32_path: Path, int8_path: Path, inputs: list[np.ndarray]) -> None:
     prep = int8_path.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True)
-    # Softmax stays in float so scores keep their resolution near the thresholds.
-    softmax = [n.name for n in onnx.load(str(prep)).graph.node if n.op_type == "Softmax"]
+    # Softmax and the PReLU pieces (Mul/Relu/Add, see export.DecomposedPReLU) stay in float
+    # between DequantizeLinear/QuantizeLinear: scores keep their resolution near the
+    # thresholds, and in ONNX Runtime's NHWC int8 graph a per-channel QLinearMul is slower
+    # than the float ops. Every Conv and Gemm (all the MACs) runs in int8.
+    names = [n.name for n in onnx.load(str(prep)).graph.node]
+    keep_float = [n for n in names if "Softmax" in n or n.startswith("/prelu")]
     quantize_static(
         str(prep),
         str(int8_path),
@@ -38,6 +42,6 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, inputs: list[np.ndarray]) ->
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
-        nodes_to_exclude=softmax,
+        nodes_to_exclude=keep_float,
     )
     prep.unlink()

@@ -1,27 +1,41 @@
-"""Run a model file in ONNX Runtime or LiteRT/TFLite behind one small interface:
-float32 NCHW in, a list of float32 arrays out (in the model's declared output order)."""
+"""One small interface over ONNX Runtime and LiteRT/TFLite for the detector's models.
+
+`load_model(path, backend, threads)` returns an object whose `run(x)` takes float32 NCHW
+(batch, 3, H, W; raw BGR pixel values 0..255) and returns the model's outputs as float32
+arrays in NCHW / (batch, k) layout, in the order of the torch module the model was exported
+from. Layout (the TFLite models are traced from the same NCHW torch modules, so they take
+NCHW too) and int8 input/output quantization, where a model has it, are handled here.
+
+Imports neither torch nor anything from the conversion tools. ONNX Runtime sessions run
+sequentially with `intra_op_num_threads=threads` and one inter-op thread.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
+from edge.models import verified_model_path
+
 
 class OnnxModel:
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path | str, threads: int = 1):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, threads)
+        opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: x})
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self.session.run(self.output_names, {self.input_name: x})
 
 
 def _tflite_interpreter_class():
@@ -38,16 +52,18 @@ def _tflite_interpreter_class():
 
 
 class TfliteModel:
-    """LiteRT interpreter; resizes the input tensor when a new shape comes in (P-Net's pyramid
-    levels, batch sizes of R-Net/O-Net) and handles int8/uint8 quantized input/output tensors."""
+    """LiteRT interpreter. Resizes the input tensor when a new shape comes in (P-Net's pyramid
+    levels; R-Net/O-Net batch sizes) and quantizes/dequantizes int8/uint8 input and output
+    tensors where the model has them (the shipped INT8 models have float32 I/O)."""
 
-    def __init__(self, path: Path, threads: int = 1, output_order: list[str] | None = None):
+    def __init__(self, path: Path | str, threads: int = 1):
         interpreter_cls = _tflite_interpreter_class()
-        self.interp = interpreter_cls(model_path=str(path), num_threads=max(1, threads))
+        self.interp = interpreter_cls(model_path=str(path), num_threads=max(1, int(threads)))
         self.interp.allocate_tensors()
         self.input = self.interp.get_input_details()[0]
-        # litert-torch names outputs serving_default_output_<i>_…: keep the torch order.
-        self.outputs = sorted(self.interp.get_output_details(), key=lambda o: o["name"])
+        # litert-torch names outputs "..._output_<i>": sort to get the torch module's order.
+        self._names = [o["name"] for o in sorted(self.interp.get_output_details(), key=_out_key)]
+        self.outputs = [self._detail(n) for n in self._names]
         self._shape = tuple(self.input["shape"])
         self._batch_fixed = False
 
@@ -69,8 +85,7 @@ class TfliteModel:
         self.interp.resize_tensor_input(self.input["index"], list(shape), strict=False)
         self.interp.allocate_tensors()
         self.input = self.interp.get_input_details()[0]
-        names = [o["name"] for o in self.outputs]
-        self.outputs = [self._detail(n) for n in names]
+        self.outputs = [self._detail(n) for n in self._names]
         self._shape = tuple(shape)
 
     def _run_chunks(self, x: np.ndarray) -> list[np.ndarray]:
@@ -90,7 +105,7 @@ class TfliteModel:
     @staticmethod
     def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
         if detail["dtype"] == np.float32:
-            return x.astype(np.float32, copy=False)
+            return np.ascontiguousarray(x, dtype=np.float32)
         scale, zero = detail["quantization"]
         info = np.iinfo(detail["dtype"])
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
@@ -103,9 +118,20 @@ class TfliteModel:
         return (y.astype(np.float32) - zero) * scale
 
 
-def load_model(path: Path, backend: str, threads: int = 1, output_order: list[str] | None = None):
+def _out_key(detail: dict) -> tuple:
+    m = re.search(r"output_(\d+)", detail["name"])
+    return (0, int(m.group(1)), detail["name"]) if m else (1, 0, detail["name"])
+
+
+def load_model(
+    path: Path | str, backend: str, threads: int = 1, *, verify: bool = True
+) -> OnnxModel | TfliteModel:
+    """Open a model file in the given backend. With verify (the default) the file must be listed
+    in the manifest.json beside it with a matching sha256, else ModelIntegrityError."""
+    if verify:
+        path = verified_model_path(Path(path).parent, Path(path).name)
     if backend == "onnx":
         return OnnxModel(path, threads)
     if backend == "tflite":
-        return TfliteModel(path, threads, output_order)
+        return TfliteModel(path, threads)
     raise ValueError(f"unknown backend {backend!r}: use onnx or tflite")
