@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import queue
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -127,12 +126,6 @@ class EventWorker(threading.Thread):
                 log.exception("failed to build or publish an event for track %s", shot.track_id)
             finally:
                 self.shots.task_done()
-
-
-def default_device_id() -> str:
-    from edge.mqtt.topics import sanitize_level
-
-    return sanitize_level(socket.gethostname() or "face-edge")
 
 
 def describe_event(event: dict) -> str:
