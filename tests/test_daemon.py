@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
@@ -76,12 +77,33 @@ def spool_ids(path: Path) -> set[str]:
     return {json.loads(r[0])["event_id"] for r in rows}
 
 
+def stats_listener(broker) -> tuple[mqtt.Client, list[dict]]:
+    got: list[dict] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    client.connect(broker.host, broker.port)
+    client.subscribe("face-edge/test-box/stats")
+    client.loop_start()
+    return client, got
+
+
 def test_events_arrive_validate_and_decode(
     tmp_path, face_video, mosquitto, start_subscriber, event_validator
 ):
     sub = start_subscriber(mosquitto, tmp_path / "central")
+    listener, stats = stats_listener(mosquitto)
     proc = daemon(write_config(tmp_path, face_video, mosquitto))
     out, _ = proc.communicate(timeout=120)
+    listener.loop_stop()
+    assert stats, "the daemon publishes stats every stats_interval_s"
+    st = stats[-1]
+    cam = st["cameras"]["hall"]
+    for key in ("fps", "detect_ms", "enhance_ms", "frames_processed"):
+        assert key in cam
+    for key in ("dropped", "broken", "state"):
+        assert key in cam["source"]
+    assert {"uptime_s", "queue_depth", "events"} <= st.keys()
+    assert {"spool_depth", "spool_evicted", "broker_state"} <= st["mqtt"].keys()
     assert proc.returncode == 0, out[-3000:]
     assert sub.wait_for(2, timeout=10), out[-3000:]
     time.sleep(0.5)
