@@ -36,26 +36,12 @@ def annotate_frame(image: np.ndarray, tracks: list[Track], shots: list[Shot] = (
             label += f" q{st.candidate.quality.overall:.2f}"
         if t.track_id in published:
             label += " PUB"
-        cv2.putText(
-            out,
-            label,
-            (x1, max(12, y1 - 4)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            (0, 0, 0),
-            3,
-            cv2.LINE_AA,
-        )
-        cv2.putText(
-            out,
-            label,
-            (x1, max(12, y1 - 4)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            colour,
-            1,
-            cv2.LINE_AA,
-        )
+        # dark outline under the coloured text: readable on any background
+        for col, thickness in (((0, 0, 0), 3), (colour, 1)):
+            org = (x1, max(12, y1 - 4))
+            cv2.putText(
+                out, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, col, thickness, cv2.LINE_AA
+            )
     return out
 
 

@@ -68,6 +68,12 @@ def daemon(config: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def face_edge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
 def spool_ids(path: Path) -> set[str]:
     con = sqlite3.connect(path)
     try:
@@ -168,12 +174,7 @@ def test_sigkill_then_restart_delivers_spooled_events(
 
 def test_offline_enhance_writes_events_jsonl(tmp_path, face_video, event_validator):
     out_dir = tmp_path / "out"
-    res = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "enhance", str(face_video), "--out", str(out_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = face_edge("enhance", str(face_video), "--out", str(out_dir), timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = (out_dir / "events.jsonl").read_text().splitlines()
     assert len(lines) >= 2
@@ -189,12 +190,7 @@ def test_offline_enhance_on_images(tmp_path, event_validator):
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
-    res = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "enhance", str(folder), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = face_edge("enhance", str(folder), "--out", str(tmp_path / "out"), timeout=60)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout.splitlines()[0])
     assert summary == {"images": 2, "unreadable": 1, "events": 1}
@@ -213,12 +209,7 @@ def test_truncated_video_is_counted_not_fatal(tmp_path, face_video):
     writer.release()
     data = avi.read_bytes()
     avi.write_bytes(data[: len(data) // 2])
-    res = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "enhance", str(avi), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = face_edge("enhance", str(avi), "--out", str(tmp_path / "out"), timeout=60)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout.splitlines()[0])
     assert 0 < summary["frames"] < 60
@@ -228,12 +219,7 @@ def test_truncated_video_is_counted_not_fatal(tmp_path, face_video):
 def test_config_check_names_key_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("cameras:\n  - name: a\n    source: 'demo:'\ndetector:\n  backend: tensorrt\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "config", "check", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    res = face_edge("config", "check", str(bad), timeout=30)
     assert res.returncode != 0
     assert "detector.backend" in res.stderr and ":5:" in res.stderr
 
