@@ -40,7 +40,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config_or_exit(args.config)
     _setup_logging(cfg.get("log_level", "info"))
     daemon = Daemon(
-        cfg, show=not args.quiet, out_dir=Path(args.demo_out) if args.demo_out else None
+        cfg,
+        show=not args.quiet,
+        out_dir=Path(args.demo_out) if args.demo_out else None,
+        config_path=args.config,
     )
     try:
         return daemon.run_forever(max_seconds=args.max_seconds, max_events=args.max_events)

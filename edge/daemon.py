@@ -51,6 +51,7 @@ class CameraWorker(threading.Thread):
         self.shots = shots
         self.stop_event = threading.Event()
         self.faces = 0
+        self.last_frame_mono: float | None = None
         self._fps_window: list[float] = []
 
     def run(self) -> None:
@@ -66,7 +67,8 @@ class CameraWorker(threading.Thread):
                     continue
                 result = self.processor.process(frame)
                 self.faces += len(result.detections)
-                self._fps_window.append(time.monotonic())
+                self.last_frame_mono = time.monotonic()
+                self._fps_window.append(self.last_frame_mono)
                 self._queue(result.shots)
         except Exception:
             log.exception("camera %s: pipeline failed", self.camera)
@@ -138,8 +140,17 @@ def describe_event(event: dict) -> str:
 
 
 class Daemon:
-    def __init__(self, cfg: dict, *, show: bool = True, out_dir: Path | None = None):
+    def __init__(
+        self,
+        cfg: dict,
+        *,
+        show: bool = True,
+        out_dir: Path | None = None,
+        config_path: str | None = None,
+    ):
         self.cfg = cfg
+        self.config_path = config_path
+        self.config_error: str | None = None
         self.show = show
         self.out_dir = out_dir
         self.started = time.monotonic()
@@ -167,7 +178,10 @@ class Daemon:
         spool_cfg = dict(self.cfg["spool"])
         spool_cfg["path"] = str(default_spool_path(self.cfg))
         self.publisher = Publisher(mqtt_cfg, spool_cfg, self.device_id)
-        self.worker = EventWorker(self.shots, self.publisher.publish_event, self._on_event)
+        # The sink looks the publisher up on each event, so a reload can replace it.
+        self.worker = EventWorker(
+            self.shots, lambda cam, ev: self.publisher.publish_event(cam, ev), self._on_event
+        )
         self.worker.start()
         for cam in self.cfg["cameras"]:
             if cam.get("enabled", True):
@@ -235,6 +249,7 @@ class Daemon:
             "events": self.worker.events if self.worker else 0,
             "event_errors": self.worker.errors if self.worker else 0,
             "mqtt": self.publisher.stats() if self.publisher else {},
+            "config_error": self.config_error,
         }
 
     def stop(self, timeout: float = 8.0) -> None:
@@ -258,20 +273,107 @@ class Daemon:
     def request_stop(self, *_: object) -> None:
         self._stop.set()
 
+    def request_reload(self, *_: object) -> None:
+        self._reload.set()
+
+    def reload(self) -> None:
+        """SIGHUP: validate the new config; if it is bad keep running on the old one and say
+        why (log, stats, systemd STATUS); else add, remove and restart cameras as needed."""
+        from edge.config import ConfigError, load_config
+
+        try:
+            new = load_config(self.config_path)
+        except (ConfigError, OSError) as e:
+            problems = getattr(e, "problems", None) or [str(e)]
+            self.config_error = (
+                f"reload refused, still running the previous config: {'; '.join(problems)}"
+            )
+            log.error("%s", self.config_error)
+            return
+        self.config_error = None
+        old = self.cfg
+        self.cfg = new
+        if (old["mqtt"], old["spool"], old.get("device_id")) != (
+            new["mqtt"],
+            new["spool"],
+            new.get("device_id"),
+        ):
+            log.warning(
+                "reload: mqtt/spool/device_id changes need a restart; keeping the running connection"
+            )
+            new["mqtt"], new["spool"], new["device_id"] = (
+                old["mqtt"],
+                old["spool"],
+                old.get("device_id"),
+            )
+        sections = ("capture", "detector", "tracker", "best_shot", "enhance")
+        global_changed = any(old.get(k) != new.get(k) for k in sections)
+        old_cams = {c["name"]: c for c in old["cameras"] if c.get("enabled", True)}
+        new_cams = {c["name"]: c for c in new["cameras"] if c.get("enabled", True)}
+        from edge.mqtt.topics import sanitize_level
+
+        for name, cam in old_cams.items():
+            if name not in new_cams or new_cams[name] != cam or global_changed:
+                worker = self.cameras.pop(sanitize_level(name), None)
+                if worker:
+                    worker.stop()
+                    worker.join(10)
+                    log.info("reload: camera %s stopped", name)
+        for name, cam in new_cams.items():
+            if sanitize_level(name) not in self.cameras:
+                self._start_camera(cam)
+                log.info("reload: camera %s started", name)
+
+    def _frames_flowing(self, within_s: float) -> bool:
+        now = time.monotonic()
+        return any(
+            w.last_frame_mono is not None and now - w.last_frame_mono <= within_s
+            for w in self.cameras.values()
+        )
+
+    def _status_text(self, stats: dict) -> str:
+        text = _stats_line(stats)
+        return f"{text} | {self.config_error}" if self.config_error else text
+
     def run_forever(self, max_seconds: float | None = None, max_events: int | None = None) -> int:
+        from edge.sdnotify import Notifier
+
+        notifier = Notifier()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
         self.start()
         interval = float(self.cfg["mqtt"]["stats_interval_s"])
         next_stats = time.monotonic() + min(interval, 5.0)
+        next_status = 0.0
+        ready = False
+        wd = notifier.watchdog_s
+        next_watchdog = 0.0
         try:
             while not self._stop.is_set():
                 self._stop.wait(0.2)
                 now = time.monotonic()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    notifier.reloading()
+                    self.reload()
+                    notifier.ready(self._status_text(self.stats()))
+                # READY only once a camera delivers frames (the models are loaded by then).
+                if not ready and (self._frames_flowing(60.0) or not self.cameras):
+                    ready = True
+                    notifier.ready("frames flowing")
+                    log.info("ready: frames flowing")
+                # The watchdog is fed only while frames really flow: a stuck camera restarts us.
+                if wd and now >= next_watchdog and self._frames_flowing(wd / 2):
+                    notifier.watchdog()
+                    next_watchdog = now + wd / 3
+                if notifier.enabled and now >= next_status:
+                    notifier.status(self._status_text(self.stats()))
+                    next_status = now + 5.0
                 if now >= next_stats:
                     stats = self.stats()
                     self.publisher.publish_stats(stats)
-                    log.info("stats: %s", _stats_line(stats))
+                    log.info("stats: %s", self._status_text(stats))
                     next_stats = now + interval
                 if max_seconds is not None and now - self.started >= max_seconds:
                     break
@@ -281,6 +383,7 @@ class Daemon:
                     log.info("all cameras ended")
                     break
         finally:
+            notifier.stopping()
             self.stop()
         return 0
 
