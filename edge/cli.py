@@ -90,6 +90,33 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from edge.capture import open_source
+    from edge.config import camera_settings
+    from edge.daemon import build_detector, build_enhancer
+    from edge.pipeline import FaceProcessor
+    from edge.preview import run_preview
+
+    cfg = _load_config_or_exit(args.config)
+    _setup_logging(cfg.get("log_level", "info"))
+    cams = [c for c in cfg["cameras"] if args.camera in (None, c["name"])]
+    if not cams:
+        print(f"no camera named {args.camera!r} in the config", file=sys.stderr)
+        return 2
+    cam = cams[0]
+    settings = camera_settings(cfg, cam)
+    processor = FaceProcessor.from_settings(build_detector(settings), settings)
+    source = open_source(cam["source"], camera=cam["name"], options=settings["capture"])
+    out = Path(args.out)
+    summary = run_preview(source, processor, build_enhancer(settings), args.seconds, out)
+    print(
+        f"{cam['name']}: {summary['frames']} frames, {summary['faces_detected']} faces, "
+        f"{summary['shots_published']} shots would be published; detector {summary['detect_ms']} ms"
+    )
+    print(f"annotated frames and contact-sheet.jpg in {out}")
+    return 0
+
+
 def cmd_subscribe(args: argparse.Namespace) -> int:
     from edge.mqtt import subscriber
 
@@ -128,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--camera", default="offline", help="camera name written in the events")
     e.add_argument("--backend", choices=["onnx", "tflite"])
     e.set_defaults(func=cmd_enhance)
+
+    pv = sub.add_parser(
+        "preview", help="annotated frames and original/enhanced crops, for aiming and tuning"
+    )
+    pv.add_argument("--config")
+    pv.add_argument("--camera", help="camera name (default: the first)")
+    pv.add_argument("--seconds", type=float, default=10.0)
+    pv.add_argument("--out", required=True)
+    pv.set_defaults(func=cmd_preview)
 
     s = sub.add_parser("subscribe", help="reference central-side consumer: store face events")
     from edge.mqtt import subscriber

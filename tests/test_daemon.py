@@ -228,3 +228,23 @@ def test_event_payload_crops_are_inline_jpeg(sample_event):
     ev = sample_event()
     raw = base64.b64decode(ev["enhanced"]["jpeg_b64"])
     assert raw[:2] == b"\xff\xd8"
+
+
+def test_preview_writes_annotated_frames_and_contact_sheet(tmp_path, face_video, mosquitto):
+    cfg = write_config(tmp_path, face_video, mosquitto)
+    res = face_edge(
+        "preview",
+        "--config",
+        str(cfg),
+        "--seconds",
+        "60",
+        "--out",
+        str(tmp_path / "pv"),
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((tmp_path / "pv" / "summary.json").read_text())
+    assert summary["frames"] > 100 and summary["shots_published"] >= 2
+    assert list((tmp_path / "pv").glob("frame-*.jpg"))
+    sheet = cv2.imread(str(tmp_path / "pv" / "contact-sheet.jpg"))
+    assert sheet is not None and sheet.shape[1] == 2 * 160 + 4
