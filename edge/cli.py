@@ -57,6 +57,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     if args.config_cmd == "check":
         return config.config_check_main(args.path)
+    if args.config_cmd == "set":
+        from edge.config_set import config_set_main
+
+        return config_set_main(args.path, args.assignments, reload=args.reload)
     return config.config_show_main(args.path)
 
 
@@ -144,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("path")
     cs = csub.add_parser("show", help="effective config with defaults, secrets redacted")
     cs.add_argument("path", nargs="?")
+    cset = csub.add_parser(
+        "set", help="change keys in place (validated, atomic, with a .bak backup)"
+    )
+    cset.add_argument("path")
+    cset.add_argument(
+        "assignments", nargs="+", metavar="KEY=VALUE", help="e.g. detector.score_threshold=0.9"
+    )
+    cset.add_argument(
+        "--reload", action="store_true", help="then reload the running service (SIGHUP)"
+    )
     c.set_defaults(func=cmd_config)
 
     e = sub.add_parser(
