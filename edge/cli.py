@@ -121,6 +121,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge.doctor import doctor_main
+
+    logging.basicConfig(level=logging.ERROR)
+    return doctor_main(args.config, args.json, args.seconds)
+
+
 def cmd_subscribe(args: argparse.Namespace) -> int:
     from edge.mqtt import subscriber
 
@@ -169,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--camera", default="offline", help="camera name written in the events")
     e.add_argument("--backend", choices=["onnx", "tflite"])
     e.set_defaults(func=cmd_enhance)
+
+    d = sub.add_parser("doctor", help="check camera, models, broker, spool, temperature and config")
+    d.add_argument("--config")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--seconds", type=float, default=3.0, help="how long to watch each camera")
+    d.set_defaults(func=cmd_doctor)
 
     pv = sub.add_parser(
         "preview", help="annotated frames and original/enhanced crops, for aiming and tuning"
