@@ -44,6 +44,9 @@ def base_parser(desc: str, out: str) -> argparse.ArgumentParser:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--preset-mix", type=float, default=0.5, help="share of degradations around the presets"
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     return ap
@@ -72,7 +75,9 @@ def make_data(args, start_step: int = 0):
     train_files, val_files = list_split(args.data, args.n_val, 0, args.max_images)
     (args.out / "val_files.txt").write_text("\n".join(Path(f).name for f in val_files) + "\n")
     images = cache_images(train_files, args.hr_size)
-    ds = FaceRestoreDataset(images, args.lr_size, args.hr_size, True, args.seed + start_step)
+    ds = FaceRestoreDataset(
+        images, args.lr_size, args.hr_size, True, args.seed + start_step, None, args.preset_mix
+    )
     gen = torch.Generator().manual_seed(args.seed + start_step)
     loader = DataLoader(
         ds,
