@@ -137,3 +137,16 @@ def test_checkpoint_resume_and_export(tmp_path):
     assert torch.jit.load(str(edir / "restore_teacher.torchscript.pt"))(
         torch.rand(1, 3, LR, LR)
     ).shape == (1, 3, HR, HR)
+
+
+def test_keep_light_target_and_around_preset():
+    from edge.restore.degrade import PRESETS
+
+    img = _astronaut_face()
+    assert data.apply_light(img, PRESETS["x4"]) is img
+    dark = data.apply_light(img, PRESETS["low"])
+    assert dark.shape == img.shape and dark.mean() < 0.5 * img.mean()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = data.around_preset(rng)
+        assert 1.5 < p.factor < 11 and 15 <= p.jpeg_quality <= 95

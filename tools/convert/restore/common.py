@@ -45,6 +45,12 @@ def base_parser(desc: str, out: str) -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--keep-light",
+        type=float,
+        default=1.0,
+        help="share of targets that keep the degradation's exposure/colour (detail-only)",
+    )
+    ap.add_argument(
         "--preset-mix", type=float, default=0.5, help="share of degradations around the presets"
     )
     ap.add_argument("--workers", type=int, default=2)
@@ -76,7 +82,14 @@ def make_data(args, start_step: int = 0):
     (args.out / "val_files.txt").write_text("\n".join(Path(f).name for f in val_files) + "\n")
     images = cache_images(train_files, args.hr_size)
     ds = FaceRestoreDataset(
-        images, args.lr_size, args.hr_size, True, args.seed + start_step, None, args.preset_mix
+        images,
+        args.lr_size,
+        args.hr_size,
+        True,
+        args.seed + start_step,
+        None,
+        args.preset_mix,
+        args.keep_light,
     )
     gen = torch.Generator().manual_seed(args.seed + start_step)
     loader = DataLoader(

@@ -21,8 +21,11 @@ jitter of the size of LFW's own spread (scale +-8 %, shift +-4 px, rotation +-5 
 
 Each item: (degraded LR input, `lr` x `lr`, RGB float [0,1] CHW; clean HR target `hr` x `hr`;
 loss weight mask 1 x hr x hr). The LR input is `edge.restore.degrade.degrade` of the HR crop
-with `random_params` (training) or a fixed seeded draw / a named preset (validation), resized
-to `lr` x `lr` with a random interpolation (training) like a runtime would.
+with, in training, `random_params` or (share `preset_mix`) `around_preset`, a jittered
+evaluation preset; in validation a fixed seeded `random_params` draw or a named preset. It is
+resized to `lr` x `lr` (area when shrinking; bilinear/bicubic when enlarging, as a runtime
+would). With `keep_light` the training target keeps the draw's exposure and colour (see
+`FaceRestoreDataset`); validation targets are always the clean crop.
 """
 
 from __future__ import annotations
@@ -143,6 +146,18 @@ def around_preset(rng: np.random.Generator) -> DegradeParams:
     )
 
 
+def apply_light(img: np.ndarray, p: DegradeParams) -> np.ndarray:
+    """The photometric part of `degrade` (exposure gain, gamma, colour cast), noise-free, at
+    full resolution: the target of `keep_light` training."""
+    if p.gain == 1.0 and p.gamma == 1.0 and p.cast == (1.0, 1.0, 1.0):
+        return img
+    x = img.astype(np.float32) / 255.0
+    if p.gain != 1.0 or p.gamma != 1.0:
+        x = np.clip(x * p.gain, 0.0, 1.0) ** p.gamma
+    x = np.clip(x * np.asarray(p.cast, np.float32), 0.0, 1.0)
+    return (x * 255.0 + 0.5).astype(np.uint8)
+
+
 UP_INTERPS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC)
 
 
@@ -151,7 +166,11 @@ class FaceRestoreDataset(Dataset):
 
     train=True: random framing jitter; degradations from `random_params` or, with probability
     `preset_mix`, `around_preset`, drawn from a per-worker generator (seed it with
-    `worker_init`). train=False: no jitter, the degradation of item i
+    `worker_init`). With probability `keep_light` the target keeps the draw's exposure,
+    gamma and colour cast (`apply_light`): the network then restores detail only and leaves
+    light to the classical low-light stage -- exposure cannot be told from the face itself,
+    and a network trained to guess it shifted the photometry of neutral (`x4`) inputs and
+    fell ~2 dB below bicubic there. train=False: no jitter, the degradation of item i
     is fixed by (seed, i) -- or a named preset -- so validation numbers compare across runs.
     """
 
@@ -164,9 +183,10 @@ class FaceRestoreDataset(Dataset):
         seed: int = 0,
         preset: str | None = None,
         preset_mix: float = 0.5,
+        keep_light: float = 0.0,
     ):
         self.images, self.lr, self.hr = images, lr, hr
-        self.preset_mix = preset_mix
+        self.preset_mix, self.keep_light = preset_mix, keep_light
         self.train, self.seed, self.preset = train, seed, preset
         self.rng = np.random.default_rng(seed)
 
@@ -191,6 +211,8 @@ class FaceRestoreDataset(Dataset):
             else:
                 interp = UP_INTERPS[int(rng.integers(2))] if self.train else cv2.INTER_CUBIC
             lr_img = cv2.resize(small, (self.lr, self.lr), interpolation=interp)
+        if self.train and self.keep_light > 0 and rng.random() < self.keep_light:
+            img = apply_light(img, params)
         return to_tensor(lr_img), to_tensor(img), torch.from_numpy(mask)[None]
 
 
