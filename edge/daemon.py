@@ -34,7 +34,13 @@ def build_detector(settings: dict):
 def build_enhancer(settings: dict):
     from edge.enhance import EnhancementStage
 
-    return EnhancementStage.from_settings(settings["enhance"])
+    shot = settings["best_shot"]
+    return EnhancementStage.from_settings(
+        settings["enhance"],
+        crop_size=int(shot["crop_size"]),
+        margin=float(shot["margin"]),
+        models_dir=settings["detector"].get("models_dir"),
+    )
 
 
 class CameraWorker(threading.Thread):

@@ -151,6 +151,7 @@ def test_enhancement_brightens_and_denoises_a_dark_noisy_face(astronaut):
             "enabled": True,
             "low_light": {"enabled": True},
             "denoise": {"enabled": True, "strength": 5},
+            "restore": {"enabled": False},
         }
     )
     out = stage(dark)

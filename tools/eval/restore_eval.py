@@ -336,7 +336,39 @@ class TorchRestorer:
         return from_model_output(y.float().numpy())
 
 
+class ProductChain:
+    """The product's own enhancement steps in a given order, e.g. ``edge:lowlight+restore``:
+    ``denoise`` (NL-means), ``lowlight`` (gamma + CLAHE), ``restore`` (the shipped student,
+    ``restore@tflite/fp32`` for another runtime/precision). The degraded image is first
+    upscaled to 160x160 by bicubic, as the daemon's aligned crop is upsampled from the frame;
+    the restorer then sees the crop in its own (LFW) framing, so no reframing happens."""
+
+    def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
+        from edge.enhance.classical import Denoise, LowLightCorrection
+        from edge.restore.restorer import FaceRestorer
+
+        self.steps: list[Callable[[np.ndarray], np.ndarray]] = []
+        for name in arg.split("+"):
+            name, _, variant = name.partition("@")
+            if name == "denoise":
+                self.steps.append(Denoise(5.0))
+            elif name == "lowlight":
+                self.steps.append(LowLightCorrection())
+            elif name == "restore":
+                backend, _, precision = (variant or "onnx/int8").partition("/")
+                self.steps.append(FaceRestorer(backend, precision or "int8"))
+            else:
+                raise ValueError(f"unknown product step {name!r}: denoise, lowlight, restore")
+
+    def __call__(self, deg: np.ndarray) -> np.ndarray:
+        x = bicubic_up(deg)
+        for step in self.steps:
+            x = step(x)
+        return x
+
+
 RESTORERS: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {
+    "edge": ProductChain,
     "bicubic": lambda arg, model_input: Bicubic(),
     "classical": lambda arg, model_input: Classical(),
     "onnx": OnnxRestorer,
@@ -361,7 +393,7 @@ def parse_restorer(spec: str) -> RestorerSpec:
     kind, _, arg = spec.partition(":")
     if kind not in RESTORERS:
         raise ValueError(f"unknown restorer {kind!r}; one of {', '.join(RESTORERS)}")
-    if kind in ("onnx", "tflite", "torch") and not arg:
+    if kind in ("onnx", "tflite", "torch", "edge") and not arg:
         raise ValueError(f"restorer {kind!r} needs a model path: {kind}:PATH")
     if label is None:
         label = kind if not arg else f"{kind}:{Path(arg).stem}"

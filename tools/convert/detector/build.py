@@ -37,13 +37,16 @@ VERSION = "mtcnn-1.1"
 NETS = ("pnet", "rnet", "onet")
 
 
-def write_manifest(out: Path, files: list[str], extra: dict[str, dict]) -> None:
+def write_manifest(
+    out: Path, files: list[str], extra: dict[str, dict], version: str = VERSION
+) -> None:
+    """Add or replace `files`' entries (sha256, version, size, `extra`) in OUT/manifest.json."""
     path = out / "manifest.json"
     manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
     for f in files:
         entry = {
             "sha256": hashlib.sha256((out / f).read_bytes()).hexdigest(),
-            "version": VERSION,
+            "version": version,
             "bytes": (out / f).stat().st_size,
             **extra.get(f, {}),
         }
