@@ -145,6 +145,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge.bench.run import main as bench_main
+
+    return bench_main(args)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edge.doctor import doctor_main
 
@@ -217,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--models-dir", help="default: the shipped models")
     r.set_defaults(func=cmd_restore)
+
+    bn = sub.add_parser(
+        "bench", help="time the models, the whole pipeline and a GFPGAN-class baseline"
+    )
+    from edge.bench.run import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bn)
+    bn.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("doctor", help="check camera, models, broker, spool, temperature and config")
     d.add_argument("--config")

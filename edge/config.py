@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from edge.config_validate import KeyPath, Problem, SchemaValidator, format_path, line_for
+from edge.mqtt.topics import sanitize_level
 from edge.yaml_lines import load_yaml_with_lines
 
 log = logging.getLogger(__name__)
@@ -244,11 +245,13 @@ def _semantic_problems(cfg: dict, lines: Mapping[KeyPath, int]) -> list[Problem]
     cameras = cfg.get("cameras")
     if isinstance(cameras, list):
         seen: dict[str, int] = {}
+        levels: dict[str, int] = {}  # the MQTT topic level each name becomes
         for i, cam in enumerate(cameras):
             if not isinstance(cam, dict):
                 continue
             name = cam.get("name")
             if isinstance(name, str):
+                level = sanitize_level(name)
                 if name in seen:
                     out.append(
                         _problem(
@@ -257,8 +260,19 @@ def _semantic_problems(cfg: dict, lines: Mapping[KeyPath, int]) -> list[Problem]
                             f"duplicate camera name {name!r} (also cameras[{seen[name]}])",
                         )
                     )
+                elif level in levels:
+                    other = levels[level]
+                    out.append(
+                        _problem(
+                            lines,
+                            ("cameras", i, "name"),
+                            f"camera names {name!r} and {cameras[other]['name']!r} "
+                            f"(cameras[{other}]) become the same MQTT topic level {level!r}",
+                        )
+                    )
                 else:
                     seen[name] = i
+                    levels[level] = i
             if isinstance(cam.get("source"), str):
                 why = source_problem(cam["source"])
                 if why:
@@ -567,7 +581,9 @@ def resolve_device_id(cfg: Mapping[str, Any]) -> str:
     """``device_id`` if set, else the host name made safe as an MQTT topic level."""
     configured = cfg.get("device_id")
     if configured:
-        return str(configured)
+        # the schema already refuses / + # and spaces; control characters and a leading $
+        # (broker topics) get through it
+        return sanitize_level(configured)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()).strip("-.")
     return name or "face-edge"
 

@@ -7,6 +7,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.best_shot import Shot
@@ -139,7 +140,7 @@ class EventWorker(threading.Thread):
 def describe_event(event: dict) -> str:
     q = event["quality"]["overall"]
     return (
-        f"face event {event['event_id'][:8]} camera={event['camera']} track={event['track_id']} "
+        f"face event {event['event_id']} camera={event['camera']} track={event['track_id']} "
         f"reason={event['reason']} bbox={event['bbox']} det={event['det_score']:.2f} quality={q:.2f} "
         f"enhanced={event['enhanced']['width']}x{event['enhanced']['height']} in {event['enhanced']['ms']:.1f} ms"
     )
@@ -153,8 +154,12 @@ class Daemon:
         show: bool = True,
         out_dir: Path | None = None,
         config_path: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.cfg = cfg
+        # Wall-clock time only stamps things (captured_at, spool rows, stats "ts"); every
+        # duration, rate, interval and backoff uses time.monotonic. A seam for clock tests.
+        self.wall_clock = wall_clock
         self.config_path = config_path
         self.config_error: str | None = None
         self.show = show
@@ -183,7 +188,7 @@ class Daemon:
             self._start_viewer(mqtt_cfg)
         spool_cfg = dict(self.cfg["spool"])
         spool_cfg["path"] = str(default_spool_path(self.cfg))
-        self.publisher = Publisher(mqtt_cfg, spool_cfg, self.device_id)
+        self.publisher = Publisher(mqtt_cfg, spool_cfg, self.device_id, wall_clock=self.wall_clock)
         # The sink looks the publisher up on each event, so a reload can replace it.
         self.worker = EventWorker(
             self.shots, lambda cam, ev: self.publisher.publish_event(cam, ev), self._on_event
@@ -194,7 +199,7 @@ class Daemon:
                 self._start_camera(cam)
 
     def _start_camera(self, cam: dict) -> None:
-        from edge.capture import open_source
+        from edge.capture import open_source, redact_uri
         from edge.config import camera_settings
         from edge.mqtt.topics import sanitize_level
 
@@ -209,14 +214,16 @@ class Daemon:
             detector_info=detector.info(),
             jpeg_quality=int(settings["enhance"].get("jpeg_quality", 90)),
         )
-        source = open_source(cam["source"], camera=name, options=settings["capture"])
+        source = open_source(
+            cam["source"], camera=name, options=settings["capture"], wall_clock=self.wall_clock
+        )
         worker = CameraWorker(name, source, processor, builder, self.shots)
         self.cameras[name] = worker
         worker.start()
         log.info(
             "camera %s: %s (detector %s %s)",
             name,
-            cam["source"],
+            redact_uri(cam["source"]),  # rtsp://user:password@... must not reach the log
             detector.info().get("backend"),
             detector.info().get("precision"),
         )
@@ -247,8 +254,11 @@ class Daemon:
             log.info("%s", describe_event(event))
 
     def stats(self) -> dict:
+        from edge.events import iso_utc
+
         return {
             "device_id": self.device_id,
+            "ts": iso_utc(self.wall_clock()),  # when this sample was taken (wall clock)
             "uptime_s": round(time.monotonic() - self.started, 1),
             "cameras": {name: w.stats() for name, w in self.cameras.items()},
             "queue_depth": self.shots.qsize(),
@@ -400,7 +410,13 @@ def _stats_line(stats: dict) -> str:
         for n, c in stats["cameras"].items()
     )
     m = stats["mqtt"]
-    return (
+    text = (
         f"{cams} events={stats['events']} queue={stats['queue_depth']} "
         f"broker={m.get('broker_state', '?')} spool={m.get('spool_depth', '?')}"
     )
+    if m.get("spool_error"):  # the disk spool fails: events wait in memory
+        text += (
+            f" SPOOL IN MEMORY ({m.get('spool_memory_depth', 0)} held, "
+            f"{m.get('spool_memory_dropped', 0)} dropped): {m['spool_error']}"
+        )
+    return text

@@ -40,12 +40,13 @@ def check_config(path: str | None) -> tuple[dict | None, Check]:
 
 
 def check_models(settings: dict) -> Check:
-    from edge.daemon import build_detector
+    from edge.daemon import build_detector, build_enhancer
     from edge.models import ModelIntegrityError
 
     d = settings["detector"]
     try:
         det = build_detector(settings)
+        enhancer = build_enhancer(settings)
     except ModelIntegrityError as e:
         return Check(
             "models",
@@ -61,10 +62,18 @@ def check_models(settings: dict) -> Check:
             "install the runtime extra, e.g. pip install 'face-edge[tflite]'",
         )
     info = det.info()
+    restorer = next((s for s in enhancer.describe() if s["kind"] == "model"), None)
+    restored = (
+        f"; restorer {restorer['version']} in {restorer['params']['backend']} "
+        f"{restorer['params']['precision']}"
+        if restorer
+        else "; restoration network disabled"
+    )
     return Check(
         "models",
         "pass",
-        f"detector {info['name']} {info['version']} loads in {info['backend']} {info['precision']}, checksums match",
+        f"detector {info['name']} {info['version']} loads in {info['backend']} "
+        f"{info['precision']}{restored}, checksums match",
     )
 
 

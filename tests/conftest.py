@@ -65,6 +65,25 @@ def mosquitto_auth_tls() -> Iterator[LocalBroker]:
         broker.close()
 
 
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 s of CCTV-like video (1280x720, 25 fps) with two real faces (scikit-image and
+    matplotlib sample photos) walking through."""
+    import cv2
+    import numpy as np
+
+    from edge.capture.demo import head_crop, make_demo_clip
+
+    skimage_data = pytest.importorskip("skimage.data")
+    cbook = pytest.importorskip("matplotlib.cbook")
+    astronaut = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+    faces = [head_crop(astronaut, "astronaut"), head_crop(hopper, "grace_hopper")]
+    path = tmp_path_factory.mktemp("video") / "faces.mp4"
+    return make_demo_clip(path, faces=faces, seconds=8.0, fps=25, seed=1)
+
+
 @pytest.fixture
 def event_validator() -> Any:
     jsonschema = pytest.importorskip("jsonschema")

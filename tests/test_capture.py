@@ -3,20 +3,18 @@ reconnects, picamera2 laziness, HTTP MJPEG and the demo clip."""
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import json
 import shutil
-import socketserver
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from procs import MJPEGServer
 
 from edge.capture import (
     CallableGrabber,
@@ -290,49 +288,8 @@ def test_picamera2_fails_clearly_when_opened():
 
 
 # --------------------------------------------------------------- HTTP MJPEG
-class _MJPEGServer:
-    """multipart/x-mixed-replace JPEG frames at ~25 fps on 127.0.0.1."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.stopping = threading.Event()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                i = 0
-                while not outer.stopping.is_set():
-                    img = np.full((120, 160, 3), (i * 7) % 256, np.uint8)
-                    jpeg = cv2.imencode(".jpg", img)[1].tobytes()
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                    try:
-                        self.wfile.write(head.encode() + jpeg + b"\r\n")
-                    except OSError:
-                        return
-                    i += 1
-                    time.sleep(0.04)
-
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_http_mjpeg_stream_reads_and_reconnects():
-    server = _MJPEGServer()
+    server = MJPEGServer()
     port = server.port
     src = open_source(
         f"http://127.0.0.1:{port}/stream", camera="ip", options={**FAST, "reconnect_max_s": 1.0}
@@ -346,7 +303,7 @@ def test_http_mjpeg_stream_reads_and_reconnects():
         server.close()  # the camera goes away
         assert _wait_for(lambda: src.stats()["state"] == "reconnecting", 8)
         time.sleep(1.5)  # let the backoff grow to its maximum
-        server = _MJPEGServer(port)  # and comes back
+        server = MJPEGServer(port)  # and comes back
         back = time.monotonic()
         assert _wait_for(lambda: src.read(0.1) is not None, 5), src.stats()
         assert time.monotonic() - back < 5

@@ -84,7 +84,7 @@ def test_defaults_load():
         "models_dir": None,
     }
     assert cfg["enhance"]["low_light"] == {"enabled": True, "clahe_clip": 2.0, "target_mean": 0.45}
-    assert cfg["spool"] == {"path": None, "max_mb": 200, "max_age_hours": 168}
+    assert cfg["spool"] == {"path": None, "max_mb": 200, "max_age_hours": 168, "memory_max_mb": 32}
     assert cfg["log_level"] == "info" and cfg["device_id"] is None
 
 
@@ -307,6 +307,18 @@ BAD_CASES = {
         "cameras[1].name",
         4,
         "duplicate camera name 'door' (also cameras[0])",
+    ),
+    "duplicate topic level from two camera names": (
+        """\
+        cameras:
+          - name: front/door
+            source: "demo:"
+          - name: front+door
+            source: "0"
+        """,
+        "cameras[1].name",
+        4,
+        "become the same MQTT topic level 'front_door'",
     ),
     "bad URI scheme": (
         """\
@@ -729,6 +741,8 @@ def test_resolve_device_id(monkeypatch):
     monkeypatch.setattr(C.socket, "gethostname", lambda: "pi cam/7#")
     assert C.resolve_device_id({"device_id": None}) == "pi-cam-7"
     assert C.resolve_device_id({"device_id": "gate-1"}) == "gate-1"
+    # control characters and a leading '$' get past the schema's pattern, not into topics
+    assert C.resolve_device_id({"device_id": "$gate\x07\x7f"}) == "_gate__"
 
 
 # -- agreement with the reference jsonschema implementation -----------------------------------

@@ -5,92 +5,23 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import cv2
-import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
-import yaml
-
-from edge.capture.demo import head_crop, make_demo_clip
+from procs import daemon, spool_ids, stats_listener, write_config
 
 skimage_data = pytest.importorskip("skimage.data")
-cbook = pytest.importorskip("matplotlib.cbook")
-
-
-@pytest.fixture(scope="module")
-def face_video(tmp_path_factory) -> Path:
-    """8 s of CCTV-like video with two real faces (scikit-image, matplotlib photos)."""
-    astronaut = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
-    faces = [head_crop(astronaut, "astronaut"), head_crop(hopper, "grace_hopper")]
-    path = tmp_path_factory.mktemp("video") / "faces.mp4"
-    return make_demo_clip(path, faces=faces, seconds=8.0, fps=25, seed=1)
-
-
-def write_config(tmp_path: Path, video: Path, broker, **over) -> Path:
-    cfg = {
-        "device_id": "test-box",
-        "cameras": [{"name": "hall", "source": f"file://{video}"}],
-        "capture": {"loop": False, "realtime": over.pop("realtime", False)},
-        "best_shot": {"publish_interval_s": 2.0, "first_shot_after_s": 0.5},
-        "mqtt": {
-            "host": "127.0.0.1",
-            "port": over.pop("port", broker.port),
-            "stats_interval_s": 2,
-            "reconnect_min_s": 0.2,
-            "reconnect_max_s": 1.0,
-        },
-        "spool": {"path": str(tmp_path / "spool.sqlite")},
-    }
-    cfg.update(over)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def daemon(config: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(config), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def face_edge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout
     )
-
-
-def spool_ids(path: Path) -> set[str]:
-    con = sqlite3.connect(path)
-    try:
-        rows = con.execute("SELECT payload FROM spool").fetchall()
-    finally:
-        con.close()
-    return {json.loads(r[0])["event_id"] for r in rows}
-
-
-def stats_listener(broker) -> tuple[mqtt.Client, list[dict]]:
-    got: list[dict] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, m: got.append(json.loads(m.payload))
-    client.connect(broker.host, broker.port)
-    client.subscribe("face-edge/test-box/stats")
-    client.loop_start()
-    return client, got
 
 
 def test_events_arrive_validate_and_decode(
@@ -128,7 +59,7 @@ def test_events_arrive_validate_and_decode(
         for kind in ("original", "enhanced"):
             img = cv2.imread(str(p.parent / ev[kind]["path"]))
             assert img is not None and img.shape[:2] == (ev[kind]["height"], ev[kind]["width"])
-        assert [s["kind"] for s in ev["enhanced"]["stages"]] == ["classical", "classical"]
+        assert [s["kind"] for s in ev["enhanced"]["stages"]] == ["classical", "model"]
         per_track[ev["track_id"]] = per_track.get(ev["track_id"], 0) + 1
         if ev["reason"] == "interval":
             t = datetime.fromisoformat(ev["captured_at"].replace("Z", "+00:00"))

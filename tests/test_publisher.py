@@ -14,9 +14,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from procs import wait_until
 
 from edge.mqtt import topics
-from edge.mqtt.broker import LocalBroker
+from edge.mqtt.broker import LocalBroker, make_test_pki
+from edge.mqtt.buffered import BufferedSpool
 from edge.mqtt.publisher import (
     STATE_AUTH_FAILED,
     STATE_CONNECTED,
@@ -28,15 +30,6 @@ from edge.mqtt.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-
-
-def wait_until(cond: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
 
 
 def retained(broker: LocalBroker, topic: str, timeout: float = 5.0) -> bytes | None:
@@ -85,6 +78,19 @@ def test_topic_builders() -> None:
     for bad in ("", "a/+", "#", "$SYS/x", "a//b"):
         with pytest.raises(ValueError):
             topics.validate_prefix(bad)
+
+
+def event_feeder(pub: Publisher, sample_event: Any, device: str = "dev") -> tuple[Any, list[str]]:
+    """``publish(n)`` spools n fresh events for camera ``cam``; their ids collect in the list."""
+    sent: list[str] = []
+
+    def publish(n: int) -> None:
+        for _ in range(n):
+            ev = sample_event(device_id=device)
+            pub.publish_event("cam", ev)
+            sent.append(ev["event_id"])
+
+    return publish, sent
 
 
 # -- delivery -------------------------------------------------------------------------------
@@ -151,13 +157,7 @@ def test_broker_outage_of_10s_loses_nothing(
     # persistent subscriber session: the broker (persistence on) keeps it across the restart
     sub = start_subscriber(mosquitto, client_id="central-1", reconnect_max_s=1.0)
     pub = Publisher(mqtt_config(mosquitto), {"path": tmp_path / "spool.sqlite"}, "dev")
-    sent: list[str] = []
-
-    def publish(n: int) -> None:
-        for _ in range(n):
-            ev = sample_event(device_id="dev")
-            pub.publish_event("cam", ev)
-            sent.append(ev["event_id"])
+    publish, sent = event_feeder(pub, sample_event)
 
     try:
         assert pub.wait_connected(10)
@@ -261,6 +261,137 @@ def test_spool_eviction_counts_while_offline(
         pub.stop(0.5)
 
 
+# -- the spool's disk fails -----------------------------------------------------------------
+def test_unwritable_spool_dir_keeps_events_in_memory(
+    mosquitto, mqtt_config, start_subscriber, sample_event, tmp_path, caplog
+) -> None:
+    """The spool directory cannot be created (its parent is a regular file: that stops root
+    too, unlike chmod 0o555): events wait in memory, bounded, and reach the broker once it is
+    up; when the directory becomes usable the held events move onto the disk."""
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the spool directory should be")
+    path = blocker / "spool.sqlite"
+    one = len(json.dumps(sample_event(), separators=(",", ":"))) + len("face-edge/dev/cam/faces")
+    spool = BufferedSpool(path, memory_max_mb=one * 8.5 / (1024 * 1024), retry_s=0.3)
+    sub = start_subscriber(mosquitto, client_id="central-mem", reconnect_max_s=1.0)
+    caplog.set_level("INFO", logger="edge.mqtt")
+    mosquitto.stop()
+    pub = Publisher(mqtt_config(mosquitto), None, "dev", spool=spool)
+    publish, sent = event_feeder(pub, sample_event)
+
+    try:
+        publish(10)  # room for 8: the 2 oldest are dropped and counted
+        st = pub.stats()
+        assert st["spool_state"] == "memory" and str(blocker) in st["spool_error"]
+        assert st["spool_depth"] == 8 and st["spool_memory_depth"] == 8
+        assert st["spool_memory_dropped"] == 2 and st["spool_evicted"] == 2
+        logged = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt.buffered"]
+        assert sum("holding events in memory" in m for m in logged) == 1, logged  # once
+        mosquitto.start()
+        assert pub.flush(20), pub.stats()
+        assert sub.wait_for(8, 15), sub.lines[-5:]
+        assert set(sub.stored_ids()) == set(sent[2:])
+
+        # broker away again, then the directory becomes creatable: held events go to disk
+        mosquitto.stop()
+        assert wait_until(lambda: not pub.connected, 10)
+        publish(3)
+        assert pub.stats()["spool_memory_depth"] == 3
+        blocker.unlink()
+        time.sleep(0.35)  # past retry_s
+        publish(1)
+        st = pub.stats()
+        assert st["spool_state"] == "disk" and st["spool_error"] is None, st
+        assert st["spool_memory_depth"] == 0 and st["spool_depth"] == 4
+        with Spool(path, 200, 168) as disk:
+            on_disk = {json.loads(r[2])["event_id"] for r in disk.pending(10)}
+        assert on_disk == set(sent[-4:])
+        mosquitto.start()
+        assert pub.flush(20), pub.stats()
+        assert sub.wait_for(12, 15)
+        assert set(sub.stored_ids()) == set(sent[2:])  # none lost within the memory bound
+        logged = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt.buffered"]
+        assert sum("holding events in memory" in m for m in logged) == 1, logged
+    finally:
+        pub.stop(2)
+        spool.close()
+
+
+_DISK_FULL_CHILD = """
+import json, os, resource, sys, time
+sys.path[:0] = [{root!r}, {tests!r}]
+from edge.mqtt.buffered import BufferedSpool
+from edge.mqtt.publisher import Publisher
+from sample_event import make_event
+port, spool_path = int(sys.argv[1]), sys.argv[2]
+cfg = {{"host": "127.0.0.1", "port": port, "client_id": "full", "keepalive_s": 5,
+        "reconnect_min_s": 0.2, "reconnect_max_s": 0.5}}
+pub = Publisher(cfg, None, "fulldev", spool=BufferedSpool(spool_path, retry_s=0.2))
+# RLIMIT_FSIZE binds root as well: a write past it fails (EFBIG; Python ignores SIGXFSZ) just
+# as on a full disk, in this process only. Room for a few events in the WAL, not for 20.
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(spool_path + "-wal") + 20_000, hard))
+ids = []
+for i in range(20):
+    ev = make_event(device_id="fulldev", track_id=i)
+    pub.publish_event("cam", ev)
+    ids.append(ev["event_id"])
+print(json.dumps({{"ids": ids, "stats": pub.stats()}}), flush=True)
+sys.stdin.readline()  # the test says: the disk has room again
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+time.sleep(0.3)
+ev = make_event(device_id="fulldev", track_id=99)
+pub.publish_event("cam", ev)
+print(json.dumps({{"ids": [ev["event_id"]], "stats": pub.stats()}}), flush=True)
+sys.stdin.readline()  # the broker is up
+print("DRAINED" if pub.flush(20) else "NOT-DRAINED", json.dumps(pub.stats()), flush=True)
+pub.stop(2)
+"""
+
+
+def test_spool_disk_full_then_free_again(mosquitto, start_subscriber, tmp_path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(_DISK_FULL_CHILD.format(root=str(ROOT), tests=str(TESTS)))
+    spool_path = tmp_path / "spool.sqlite"
+    mosquitto.stop()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(mosquitto.port), str(spool_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        st = first["stats"]
+        assert st["spool_state"] == "memory" and "SQLITE_" in st["spool_error"], st
+        assert 0 < st["spool_memory_depth"] < 20 and st["spool_depth"] == 20
+        proc.stdin.write("free\n")
+        proc.stdin.flush()
+        second = json.loads(proc.stdout.readline())
+        st = second["stats"]
+        assert st["spool_state"] == "disk" and st["spool_memory_depth"] == 0, st
+        assert st["spool_depth"] == 21
+        mosquitto.start()
+        sub = start_subscriber(mosquitto)
+        proc.stdin.write("up\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        assert line.startswith("DRAINED"), line
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert err.count("holding events in memory") == 1, err[-2000:]  # logged once, not per event
+    ids = set(first["ids"]) | set(second["ids"])
+    assert sub.wait_for(21, 10)
+    assert set(sub.stored_ids()) == ids
+
+
 # -- TLS and credentials --------------------------------------------------------------------
 def _secure_cfg(broker: LocalBroker, mqtt_config: Any, password_file: Path, **tls: Any) -> dict:
     tls_cfg = {
@@ -356,6 +487,79 @@ def test_tls_verification(mosquitto_auth_tls, mqtt_config, tmp_path) -> None:
         assert pub.wait_connected(10), pub.stats()
     finally:
         pub.stop(1)
+
+
+def _tls_only_cfg(mqtt_config: Any, broker: LocalBroker, ca_file: Any, host: str) -> dict:
+    return mqtt_config(
+        broker,
+        host=host,
+        port=broker.tls_port,
+        reconnect_min_s=0.5,
+        reconnect_max_s=2.0,
+        tls={"enabled": True, "ca_file": str(ca_file), "verify": True},
+    )
+
+
+def test_expired_broker_certificate_is_named_and_retried_with_backoff(
+    mqtt_config, tmp_path, caplog
+) -> None:
+    pki = make_test_pki(tmp_path / "pki", server_validity=("20200101000000Z", "20200201000000Z"))
+    broker = LocalBroker(tls=True, pki=pki)
+    caplog.set_level("INFO", logger="edge.mqtt")
+    pub = Publisher(
+        _tls_only_cfg(mqtt_config, broker, pki["ca_file"], "127.0.0.1"),
+        {"path": tmp_path / "s.sqlite"},
+        "x",
+    )
+    try:
+        assert wait_until(lambda: pub.stats()["broker_state"] == STATE_TLS_ERROR, 10), pub.stats()
+        t0, n0 = time.monotonic(), pub.stats()["connect_failures"]
+        time.sleep(6.0)
+        n = pub.stats()["connect_failures"] - n0
+        elapsed = time.monotonic() - t0
+        st = pub.stats()
+        assert "certificate has expired" in st["last_error"] and "clock" in st["last_error"]
+        # backoff 0.5 s doubling to 2 s: about 4 attempts in 6 s, never a tight loop
+        assert 2 <= n <= elapsed / 0.5 + 1, (n, elapsed)
+        assert pub._sender.is_alive() and st["connected"] is False
+    finally:
+        pub.stop(1)
+        broker.close()
+    warnings = [r for r in caplog.records if "certificate has expired" in r.getMessage()]
+    assert len(warnings) == 1  # the same error is logged once, not per attempt
+
+
+def test_untrusted_ca_and_wrong_host_name_are_named(mqtt_config, tmp_path) -> None:
+    pki = make_test_pki(tmp_path / "pki", hostnames=("broker.example",))
+    other_ca = make_test_pki(tmp_path / "other")["ca_file"]
+    broker = LocalBroker(tls=True, pki=pki)
+    cases = [
+        # mosquitto sends its CA along, so OpenSSL names the untrusted self-signed root
+        ("127.0.0.1", other_ca, "self-signed certificate in certificate chain", "mqtt.tls.ca_file"),
+        ("localhost", pki["ca_file"], "Hostname mismatch", "mqtt.host"),
+    ]
+    try:
+        for host, ca, cause, hint in cases:
+            cfg = _tls_only_cfg(mqtt_config, broker, ca, host)
+            pub = Publisher(cfg, {"path": tmp_path / f"{host}.sqlite"}, "x")
+            try:
+                assert wait_until(lambda p=pub: p.stats()["broker_state"] == STATE_TLS_ERROR, 10)
+                err = pub.stats()["last_error"]
+                assert cause in err and hint in err, err
+            finally:
+                pub.stop(1)
+        # the right CA and a listed name connect: the broker itself is fine
+        pub = Publisher(
+            _tls_only_cfg(mqtt_config, broker, pki["ca_file"], "127.0.0.1"),
+            {"path": tmp_path / "ok.sqlite"},
+            "x",
+        )
+        try:
+            assert pub.wait_connected(10), pub.stats()
+        finally:
+            pub.stop(1)
+    finally:
+        broker.close()
 
 
 def test_password_over_plain_tcp_is_refused(mosquitto_auth_tls, mqtt_config, tmp_path) -> None:

@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import JumpClock
 
 from edge.mqtt import spool as spool_mod
+from edge.mqtt.buffered import UNKNOWN_DISK_BASE, BufferedSpool
 from edge.mqtt.spool import Spool, SpoolTooLargeError, SpoolUnavailableError, default_spool_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +149,93 @@ def test_thread_safe(tmp_path: Path) -> None:
     assert sp.depth() + len(acked) == 300
     assert sp.depth() == len(sp.pending(1000))
     sp.close()
+
+
+# -- clock jumps -------------------------------------------------------------------------------
+def test_clock_jumps_neither_reorder_nor_evict(tmp_path: Path) -> None:
+    clock = JumpClock()
+    path = tmp_path / "s.sqlite"
+    with Spool(path, max_mb=1, max_age_hours=24, wall_clock=clock) as sp:
+        ids = [sp.put("t", b"a", 1)]
+        clock.offset = -5 * 3600  # stepped back 5 h: this row looks older than the first
+        ids.append(sp.put("t", b"b", 1))
+        clock.offset = +200 * 3600  # forward 200 h, far past max_age: still only seconds old
+        ids.append(sp.put("t", b"c", 1))
+        sp._evict_aged()  # the age check, now instead of after _AGE_CHECK_EVERY_S
+        assert [r[2] for r in sp.pending(10)] == [b"a", b"b", b"c"]  # delivery order = id order
+        assert sp.evicted_total == 0 and ids == sorted(ids)
+    # After a reboot the boot clock says nothing about these rows: their wall stamps decide.
+    clock.offset = +30 * 3600
+    with Spool(path, max_mb=1, max_age_hours=24, wall_clock=clock, boot_id="next-boot") as sp:
+        assert [r[2] for r in sp.pending(10)] == [b"c"] and sp.evicted_total == 2
+
+
+# -- BufferedSpool: the disk fails, events wait in memory -------------------------------------
+def _blocked_path(tmp_path: Path) -> tuple[Path, Path]:
+    """A spool path nobody can create, root included: its parent directory is a regular file
+    (mkdir fails with EEXIST/ENOTDIR whatever the permissions; chmod 0o555 would not stop root)."""
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the spool directory should be")
+    return blocker, blocker / "spool.sqlite"
+
+
+def test_buffered_spool_holds_in_memory_and_moves_to_disk(tmp_path: Path, caplog) -> None:
+    blocker, path = _blocked_path(tmp_path)
+    caplog.set_level("INFO", logger="edge.mqtt.buffered")
+    sp = BufferedSpool(path, 1, 1, memory_max_mb=3500 / (1024 * 1024), retry_s=0.1)
+    ids = [sp.put("t", bytes(999), 1) for _ in range(5)]  # 1000 bytes each: 3 fit
+    st = sp.stats()
+    assert st["state"] == "memory" and str(blocker) in st["error"]
+    assert st["memory_depth"] == 3 and st["memory_dropped"] == 2 and sp.evicted_total == 2
+    assert ids == sorted(ids) and ids[0] > UNKNOWN_DISK_BASE  # cannot clash with an old file's ids
+    assert [r[0] for r in sp.pending(10)] == ids[2:]
+    assert [r[0] for r in sp.pending(10, after_id=ids[3])] == ids[4:]
+    assert sp.ack_many([ids[2]]) == 1 and sp.depth() == 2
+    # logged once per episode, not per event
+    assert sum("holding events in memory" in r.getMessage() for r in caplog.records) == 1
+    assert sum("memory buffer full" in r.getMessage() for r in caplog.records) == 1
+
+    blocker.unlink()  # the directory can be created again
+    time.sleep(0.15)
+    new = sp.put("t", b"new", 1)
+    assert sp.stats()["state"] == "disk" and sp.stats()["memory_depth"] == 0
+    assert new > ids[-1]  # the disk continues after every id handed out
+    rows = sp.pending(10)
+    assert [r[0] for r in rows] == [ids[3], ids[4], new]  # held events kept their ids
+    assert any("writable again" in r.getMessage() for r in caplog.records)
+    sp.close()
+    with Spool(path, 1, 1) as disk:  # really on disk
+        assert [r[0] for r in disk.pending(10)] == [ids[3], ids[4], new]
+
+
+def test_buffered_spool_is_a_plain_spool_when_the_disk_works(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Spool(path, 1, 1) as old:
+        old.put("t", b"left over", 1)
+    with BufferedSpool(path, 1, 1) as sp:
+        a = sp.put("t", b"x", 1)
+        assert sp.stats()["state"] == "disk" and sp.stats()["error"] is None
+        assert [r[2] for r in sp.pending(10)] == [b"left over", b"x"] and a < UNKNOWN_DISK_BASE
+        assert sp.ack(a) and sp.depth() == 1
+
+
+def test_spool_file_from_before_boot_ages_still_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE spool (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,"
+        " topic TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL, size INTEGER NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('evicted_total', 0);"
+    )
+    db.execute(
+        "INSERT INTO spool(created, topic, qos, payload, size) VALUES (?, 't', 1, x'01', 2)",
+        (time.time(),),
+    )
+    db.commit()
+    db.close()
+    with Spool(path, 1, 1) as sp:
+        sp.put("t", b"new", 1)
+        assert [r[2] for r in sp.pending(10)] == [b"\x01", b"new"]

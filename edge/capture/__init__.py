@@ -13,6 +13,9 @@ picamera2 is imported only when a ``picamera2:`` source is opened.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from edge.capture.devices import (
     OpenCVGrabber,
     PiCameraGrabber,
@@ -39,11 +42,17 @@ _DEFAULTS = {
     "loop": True,
     "realtime": True,
     "reconnect_min_s": 1.0,
-    "reconnect_max_s": 30.0,
+    "reconnect_max_s": 4.0,
 }
 
 
-def open_source(uri: str, *, camera: str, options: dict | None = None) -> FrameSource:
+def open_source(
+    uri: str,
+    *,
+    camera: str,
+    options: dict | None = None,
+    wall_clock: Callable[[], float] = time.time,
+) -> FrameSource:
     """A FrameSource for `uri` (call .start() on it).
 
     options: the `capture` config section (width, height, fps, loop, realtime,
@@ -57,6 +66,7 @@ def open_source(uri: str, *, camera: str, options: dict | None = None) -> FrameS
     rate when `realtime`; with realtime false they are read as fast as the
     consumer takes frames and never drop one (the reader waits for read()).
     Live sources ignore loop/realtime and always keep only the newest frame.
+    wall_clock stamps Frame.wall_time (a seam for clock-jump tests).
     """
     opts = {**_DEFAULTS, **{k: v for k, v in (options or {}).items() if v is not None}}
     kind, target = parse_uri(uri)
@@ -67,6 +77,7 @@ def open_source(uri: str, *, camera: str, options: dict | None = None) -> FrameS
         "name": f"{camera}:{label}" if camera else label,
         "reconnect_min_s": float(opts["reconnect_min_s"]),
         "reconnect_max_s": float(opts["reconnect_max_s"]),
+        "wall_clock": wall_clock,
     }
 
     if kind in ("file", "demo"):

@@ -114,10 +114,14 @@ class FrameSource:
         realtime: bool = False,
         lossless: bool = False,
         reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 30.0,
+        reconnect_max_s: float = 4.0,
         default_fps: float = 25.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._opener = opener
+        # Frame.wall_time (an event's captured_at) comes from here; everything measured
+        # (pacing, backoff, fps) uses time.monotonic, so a stepped clock changes no rate.
+        self._wall = wall_clock
         self.camera = camera
         self.name = name or camera
         self.loop = loop
@@ -314,7 +318,7 @@ class FrameSource:
                     if self.loop:
                         return "loop" if got_frames else self._no_frames()
                     return "ended"
-                mono, wall = time.monotonic(), time.time()
+                mono, wall = time.monotonic(), self._wall()
                 with self._cond:
                     index = self._next_index
                     self._next_index += 1

@@ -99,11 +99,18 @@ def write_password_file(path: Path, users: dict[str, str]) -> None:
     path.write_text("".join(mosquitto_password_line(u, p) + "\n" for u, p in users.items()))
 
 
-def make_test_pki(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> dict[str, Path]:
+def make_test_pki(
+    directory: Path,
+    hostnames: tuple[str, ...] = ("localhost",),
+    *,
+    server_validity: tuple[str, str] | None = None,
+) -> dict[str, Path]:
     """Create a CA, a server cert (SAN 127.0.0.1 + hostnames) and a client cert with openssl.
 
     Returns paths: ca_file, ca_key, server_cert, server_key, client_cert, client_key.
-    EC P-256 keys, valid 2 days: for tests and demo only.
+    EC P-256 keys, valid 2 days: for tests and demo only. ``server_validity``
+    (``("YYYYMMDDHHMMSSZ", "YYYYMMDDHHMMSSZ")``) gives the server cert explicit dates, e.g.
+    an expired one (signed with ``openssl ca``: OpenSSL before 3.4 has no other way).
     """
     openssl = shutil.which("openssl")
     if not openssl:
@@ -148,6 +155,20 @@ def make_test_pki(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) 
         ("client", "face-edge"),
     ):
         run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        if name == "server" and server_validity:
+            (d / "ca.cnf").write_text(
+                "[ca]\ndefault_ca = test_ca\n[test_ca]\ndatabase = index.txt\n"
+                "new_certs_dir = .\nserial = ca.srl\ndefault_md = sha256\n"
+                "policy = any\nunique_subject = no\n[any]\ncommonName = supplied\n"
+            )
+            (d / "index.txt").write_text("")
+            (d / "ca.srl").write_text("1000\n")
+            run(
+                "ca", "-batch", "-config", "ca.cnf", "-in", "server.csr", "-out", "server.crt",
+                "-cert", "ca.crt", "-keyfile", "ca.key", "-notext", "-extfile", "server.ext",
+                "-startdate", server_validity[0], "-enddate", server_validity[1],
+            )  # fmt: skip
+            continue
         run(
             "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
@@ -164,7 +185,8 @@ class LocalBroker:
     given, anonymous access is off on every listener. ``tls``: also open a TLS listener on
     ``tls_port`` with a freshly made CA (``ca_file``) and server cert; with
     ``require_client_cert`` clients must present a cert signed by that CA
-    (``client_cert_file``/``client_key_file``). ``persistence``: keep sessions and queued
+    (``client_cert_file``/``client_key_file``); ``pki``: use these (``make_test_pki``'s
+    result, e.g. with an expired server cert) instead of fresh ones. ``persistence``: keep sessions and queued
     messages across ``restart()`` (saved on shutdown). Starts in the constructor unless
     ``start=False``.
     """
@@ -183,6 +205,7 @@ class LocalBroker:
         verbose: bool = False,
         mosquitto: str | None = None,
         start: bool = True,
+        pki: dict[str, Path] | None = None,
     ) -> None:
         self.binary = mosquitto or find_mosquitto()
         self.users = dict(users or {})
@@ -208,7 +231,7 @@ class LocalBroker:
                 self.password_file = self.workdir / "passwd"
                 write_password_file(self.password_file, self.users)
             if self.tls:
-                self.pki = make_test_pki(self.workdir / "pki")
+                self.pki = dict(pki) if pki else make_test_pki(self.workdir / "pki")
             if start:
                 self.start()
         except BaseException:

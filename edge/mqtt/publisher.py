@@ -12,7 +12,10 @@ Delivery is at-least-once:
   For the same reason a clean session is used: the spool, not broker session state,
   carries the pending messages.
 * paho reconnects on its own with exponential backoff (``reconnect_min_s`` doubling up to
-  ``reconnect_max_s``).
+  ``reconnect_max_s``), also after TLS and credential failures: a broken broker never
+  makes a tight retry loop, and ``stats()['connect_failures']`` counts the attempts.
+* The spool is a :class:`~edge.mqtt.buffered.BufferedSpool`: when the disk cannot take
+  events they wait in memory (bounded) and the problem shows in ``stats()``.
 
 The Last Will is a retained ``offline`` on ``{prefix}/{device}/status``; a retained
 ``online`` is published on every connect and a retained ``offline`` by ``stop()``.
@@ -28,6 +31,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.mqtt import topics
+from edge.mqtt.buffered import BufferedSpool
 from edge.mqtt.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -108,10 +113,24 @@ def build_ssl_context(tls_cfg: dict[str, Any], *, where: str = "mqtt.tls") -> ss
     return ctx
 
 
+# OpenSSL X509_V_ERR_* codes -> what to do about them
+_CLOCK_HINT = "; or this device's clock is wrong (check NTP)"
+_VERIFY_HINTS = {
+    9: " (the broker's certificate is not valid yet" + _CLOCK_HINT + ")",
+    10: " (the broker's certificate is outside its validity period: renew it" + _CLOCK_HINT + ")",
+    18: " (self-signed: set mqtt.tls.ca_file to it)",
+    19: " (set mqtt.tls.ca_file to the CA that signed the broker's certificate)",
+    20: " (set mqtt.tls.ca_file to the CA that signed the broker's certificate)",
+    62: " (mqtt.host must be a name or IP address listed in the broker's certificate)",
+}
+
+
 def _describe_connect_error(exc: BaseException) -> tuple[str, str]:
     """(state, message) for an exception raised while opening the connection."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return STATE_TLS_ERROR, f"TLS certificate verification failed: {exc.verify_message or exc}"
+        why = exc.verify_message or str(exc)
+        hint = _VERIFY_HINTS.get(exc.verify_code, "")
+        return STATE_TLS_ERROR, f"TLS certificate verification failed: {why}{hint}"
     if isinstance(exc, ssl.CertificateError | ssl.SSLError):
         return STATE_TLS_ERROR, f"TLS error: {exc}"
     if isinstance(exc, socket.gaierror):
@@ -144,8 +163,9 @@ class Publisher:
     ``Publisher(mqtt_cfg, spool_cfg, device_id)`` with the ``mqtt`` and ``spool`` config
     sections as plain dicts (docs/DESIGN.md; missing keys take the documented defaults).
     Connecting happens in the background: construction never blocks on the network and a
-    broker that is down is not an error. Configuration problems raise ``MqttConfigError``;
-    an unusable spool path raises ``edge.mqtt.spool.SpoolUnavailableError``.
+    broker that is down is not an error, and neither is a spool path that cannot be written
+    (events wait in memory, see ``edge.mqtt.buffered``). Configuration problems raise
+    ``MqttConfigError``. ``wall_clock`` stamps spool rows (a seam for clock-jump tests).
     """
 
     def __init__(
@@ -154,9 +174,10 @@ class Publisher:
         spool_cfg: dict[str, Any] | None,
         device_id: str,
         *,
-        spool: Spool | None = None,
+        spool: Spool | BufferedSpool | None = None,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         start: bool = True,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         cfg = dict(mqtt_cfg or {})
         host = cfg.get("host")
@@ -212,6 +233,7 @@ class Publisher:
         self._sent = 0
         self._acked = 0
         self._reconnects = 0
+        self._connect_failures = 0
         self._inflight_n = 0
         self._stopping = False
         self._stopped = False
@@ -220,8 +242,7 @@ class Publisher:
 
         self._own_spool = spool is None
         if spool is None:
-            sc = dict(spool_cfg or {})
-            spool = Spool(sc.get("path"), sc.get("max_mb", 200), sc.get("max_age_hours", 168))
+            spool = BufferedSpool.from_config(dict(spool_cfg or {}), wall_clock=wall_clock)
         self.spool = spool
 
         # -- paho client --------------------------------------------------------------------
@@ -371,10 +392,17 @@ class Publisher:
                 "acked": self._acked,
                 "inflight": self._inflight_n,
                 "reconnects": self._reconnects,
+                "connect_failures": self._connect_failures,
             }
         try:
-            out["spool_depth"] = self.spool.depth()
-            out["spool_evicted"] = self.spool.evicted_total
+            sp = self.spool.stats()
+            out["spool_depth"] = sp["depth"]
+            out["spool_evicted"] = sp["evicted"]
+            # BufferedSpool: is the disk usable, and what waits in (or fell out of) memory
+            out["spool_state"] = sp.get("state", "disk")
+            out["spool_error"] = sp.get("error")
+            out["spool_memory_depth"] = sp.get("memory_depth", 0)
+            out["spool_memory_dropped"] = sp.get("memory_dropped", 0)
         except Exception:  # noqa: BLE001 - closed spool
             out["spool_depth"] = None
             out["spool_evicted"] = None
@@ -392,12 +420,16 @@ class Publisher:
 
     def _on_connect_error(self, exc: BaseException) -> None:
         state, msg = _describe_connect_error(exc)
+        with self._lock:
+            self._connect_failures += 1
         self._set_state(state, f"{self.host}:{self.port}: {msg}")
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
+            with self._lock:
+                self._connect_failures += 1
             text = str(reason)
             low = text.lower()
             if "not authorized" in low or "bad user name" in low or "password" in low:

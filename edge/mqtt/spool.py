@@ -10,6 +10,12 @@ Size accounting counts topic + payload bytes (SQLite's own overhead is not inclu
 Rows stamped while the wall clock was obviously wrong (before 2021, e.g. a Raspberry Pi
 booting without RTC before NTP sync) are never age-evicted, only size-evicted.
 
+Clocks: a message's age is measured on the boot clock (``CLOCK_BOOTTIME``: monotonic, counts
+suspend) when it was spooled during the current boot, so stepping the wall clock (NTP after
+a fake-hwclock boot, an operator) neither ages events out nor keeps them; only rows from an
+earlier boot fall back to the wall-clock ``created`` stamp. How often the age check runs is
+monotonic too, and the delivery order is the row id, never a timestamp.
+
 All methods are thread-safe (one connection, one lock).
 """
 
@@ -20,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL    NOT NULL,
+    boot_id TEXT,
+    boot_s  REAL,
     topic   TEXT    NOT NULL,
     qos     INTEGER NOT NULL,
     payload BLOB    NOT NULL,
@@ -41,6 +50,23 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 """
+
+
+def _read_boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:  # not Linux: ages of this process's rows only
+        return f"process-{os.getpid()}-{time.time_ns()}"
+
+
+BOOT_ID = _read_boot_id()
+
+
+def boot_clock() -> float:
+    """Seconds on a clock that never steps and keeps counting while suspended (same boot)."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
 
 
 class SpoolError(RuntimeError):
@@ -63,6 +89,15 @@ class SpoolTooLargeError(SpoolError, ValueError):
     """A single message is bigger than the whole spool may be."""
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """ROLLBACK that never hides the error being handled: after SQLITE_FULL/IOERR SQLite may
+    already have rolled back, and a second ROLLBACK would raise 'no transaction is active'."""
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error as e:
+        log.debug("spool rollback: %s", e)
+
+
 def default_spool_path() -> Path:
     """``$STATE_DIRECTORY/spool.sqlite`` (systemd StateDirectory=) or ``./var/spool.sqlite``."""
     state = os.environ.get("STATE_DIRECTORY")
@@ -82,6 +117,8 @@ class Spool:
         max_age_hours: float = 168,
         *,
         durable: bool = True,
+        wall_clock: Callable[[], float] = time.time,
+        boot_id: str | None = None,
     ) -> None:
         if max_mb is None or float(max_mb) <= 0:
             raise ValueError(f"spool.max_mb must be > 0, got {max_mb!r}")
@@ -90,9 +127,11 @@ class Spool:
         self.path = Path(path) if path is not None else default_spool_path()
         self.max_bytes = int(float(max_mb) * 1024 * 1024)
         self.max_age_s = float(max_age_hours) * 3600.0
+        self._wall = wall_clock
+        self._boot_id = boot_id or BOOT_ID  # tests pass another one to play a reboot
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
-        self._last_age_check = 0.0
+        self._last_age_check = time.monotonic()
         self._db = self._open(durable)
         with self._lock:
             row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM spool").fetchone()
@@ -101,7 +140,7 @@ class Spool:
             self._evicted = int(
                 self._db.execute("SELECT value FROM meta WHERE key='evicted_total'").fetchone()[0]
             )
-        self._evict_aged(time.time())
+        self._evict_aged()
 
     # -- setup ---------------------------------------------------------------------------
     def _open(self, durable: bool) -> sqlite3.Connection:
@@ -126,14 +165,26 @@ class Spool:
                 raise SpoolUnavailableError(path, f"cannot switch to WAL journal (got {mode})")
             db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             db.executescript(_SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(spool)")}
+            for col, kind in (("boot_id", "TEXT"), ("boot_s", "REAL")):
+                if col not in columns:  # a spool file from before boot-clock ages
+                    db.execute(f"ALTER TABLE spool ADD COLUMN {col} {kind}")
             # a real write: fails early on read-only files/directories
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('evicted_total', 0)")
-            db.execute("PRAGMA user_version=1")
+            db.execute("PRAGMA user_version=2")
         except sqlite3.Error as e:
             if db is not None:
                 db.close()
             raise SpoolUnavailableError(path, f"sqlite: {e}") from e
         return db
+
+    def _reread_evicted(self, db: sqlite3.Connection) -> None:
+        """After a failed transaction the in-memory eviction counter may be ahead; re-read it."""
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='evicted_total'").fetchone()
+            self._evicted = int(row[0])
+        except sqlite3.Error as e:
+            log.debug("spool: cannot re-read the eviction counter: %s", e)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -153,13 +204,25 @@ class Spool:
             self._evicted,
         )
 
-    def _evict_aged(self, now: float) -> None:
+    def _age_check_due(self) -> bool:
+        return time.monotonic() - self._last_age_check >= _AGE_CHECK_EVERY_S
+
+    def _evict_aged(self) -> None:
         with self._lock:
             db = self._conn()
-            self._last_age_check = now
-            cutoff = now - self.max_age_s
-            where = "created < ? AND created >= ?"
-            args = (cutoff, _PLAUSIBLE_EPOCH)
+            self._last_age_check = time.monotonic()
+            # this boot's rows by the boot clock; older boots' rows by the wall clock
+            where = (
+                "(boot_id = ? AND boot_s < ?) OR "
+                "((boot_id IS NULL OR boot_id != ?) AND created < ? AND created >= ?)"
+            )
+            args = (
+                self._boot_id,
+                boot_clock() - self.max_age_s,
+                self._boot_id,
+                self._wall() - self.max_age_s,
+                _PLAUSIBLE_EPOCH,
+            )
             db.execute("BEGIN IMMEDIATE")
             try:
                 n, size = db.execute(
@@ -170,7 +233,7 @@ class Spool:
                     self._record_evictions(db, int(n), f"older than {self.max_age_s / 3600:g} h")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             if n:
                 self._depth -= int(n)
@@ -207,37 +270,102 @@ class Spool:
                 f"message of {size} bytes is larger than the whole spool "
                 f"({self.max_bytes} bytes, spool.max_mb)"
             )
-        now = time.time()
+        now = self._wall()
         with self._lock:
-            if now - self._last_age_check >= _AGE_CHECK_EVERY_S:
-                self._evict_aged(now)
+            if self._age_check_due():
+                self._evict_aged()
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
             try:
                 removed, freed = self._evict_for(db, size)
                 self._record_evictions(db, removed, f"size cap {self.max_bytes} bytes")
                 cur = db.execute(
-                    "INSERT INTO spool(created, topic, qos, payload, size) VALUES (?, ?, ?, ?, ?)",
-                    (now, topic, int(qos), payload, size),
+                    "INSERT INTO spool(created, boot_id, boot_s, topic, qos, payload, size) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (now, self._boot_id, boot_clock(), topic, int(qos), payload, size),
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
-                # the in-memory evicted counter may have been bumped; re-read the truth
-                self._evicted = int(
-                    db.execute("SELECT value FROM meta WHERE key='evicted_total'").fetchone()[0]
-                )
+                _rollback(db)
+                self._reread_evicted(db)
                 raise
             self._depth += 1 - removed
             self._bytes += size - freed
             return int(cur.lastrowid)
 
+    def restore(self, rows: Sequence[tuple[int, float, float, str, int, bytes]]) -> int:
+        """Insert ``(id, created, boot_s, topic, qos, payload)`` rows (``boot_s``: this boot's
+        :func:`boot_clock` when the message was made) keeping their ids, all larger than
+        :meth:`last_id`, in one transaction; the size cap applies as for :meth:`put`.
+        Used to move events that waited in memory onto the disk. Returns rows stored."""
+        items = [
+            (int(i), float(c), self._boot_id, float(b), t, int(q), bytes(p))
+            for i, c, b, t, q, p in rows
+        ]
+        items.sort(key=lambda r: r[0])
+        with self._lock:
+            db = self._conn()
+            if items and items[0][0] <= self.last_id():
+                raise SpoolError("restore: ids must be larger than every id the spool handed out")
+            sizes = [len(p) + len(t.encode("utf-8")) for *_, t, _, p in items]
+            dropped = 0
+            while items and sum(sizes) > self.max_bytes:  # oldest of the restored go first
+                items.pop(0)
+                sizes.pop(0)
+                dropped += 1
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                removed, freed = self._evict_for(db, sum(sizes))
+                self._record_evictions(db, removed + dropped, f"size cap {self.max_bytes} bytes")
+                db.executemany(
+                    "INSERT INTO spool(id, created, boot_id, boot_s, topic, qos, payload, size) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*row, size) for row, size in zip(items, sizes, strict=True)],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                self._reread_evicted(db)
+                raise
+            self._depth += len(items) - removed
+            self._bytes += sum(sizes) - freed
+            return len(items)
+
+    def last_id(self) -> int:
+        """The largest id ever handed out (AUTOINCREMENT: ids of deleted rows are not reused)."""
+        with self._lock:
+            row = (
+                self._conn()
+                .execute("SELECT seq FROM sqlite_sequence WHERE name='spool'")
+                .fetchone()
+            )
+            return int(row[0]) if row else 0
+
+    def advance_ids(self, last: int) -> None:
+        """Make every future id larger than ``last`` (ids handed out elsewhere meanwhile)."""
+        with self._lock:
+            db = self._conn()
+            if last <= self.last_id():
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # sqlite_sequence is an ordinary table; it has a row once the first row was
+                # ever inserted
+                cur = db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name='spool'", (last,))
+                if cur.rowcount == 0:
+                    db.execute(
+                        "INSERT INTO sqlite_sequence(name, seq) VALUES ('spool', ?)", (last,)
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                raise
+
     def pending(self, limit: int = 100, after_id: int = 0) -> list[tuple[int, str, bytes, int]]:
         """Oldest first: up to ``limit`` rows ``(id, topic, payload, qos)`` with id > after_id."""
-        now = time.time()
         with self._lock:
-            if now - self._last_age_check >= _AGE_CHECK_EVERY_S:
-                self._evict_aged(now)
+            if self._age_check_due():
+                self._evict_aged()
             rows = (
                 self._conn()
                 .execute(
@@ -278,7 +406,7 @@ class Spool:
                     freed += int(row[0])
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             self._depth -= removed
             self._bytes -= freed

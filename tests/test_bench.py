@@ -1,0 +1,74 @@
+"""`face-edge bench --quick`: the smoke run CI keeps working (real models, real mosquitto, the
+demo clip). No speed is asserted: only that every measurement is there and plausible."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.bench.baseline import EXPORT_COMMAND, time_gfpgan_class
+from edge.bench.timing import QUICK, Budget, time_calls
+from edge.cli import main
+from edge.mqtt.broker import BrokerError, find_mosquitto
+
+MODEL_KEYS = {"name", "runtime", "precision", "threads", "input", "p50_ms", "p95_ms"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, str, Path]:
+    """One `face-edge bench --quick` for the module: (the JSON, the Markdown, its folder)."""
+    try:
+        find_mosquitto()
+    except BrokerError:
+        pytest.skip("mosquitto not installed")
+    out = tmp_path_factory.mktemp("bench")
+    args = ["bench", "--quick", "--json", str(out / "bench.json"), "--plot", str(out / "bench.png")]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(args) == 0
+    return json.loads((out / "bench.json").read_text()), stdout.getvalue(), out
+
+
+def test_quick_bench_pipeline(quick_run):
+    result, _, _ = quick_run
+    p = result["pipeline"]
+    assert p["fps"] > 0 and p["frames"] > 0 and p["dropped"] >= 0
+    assert p["events"] > 0, "the demo clip's faces must reach the broker and be acknowledged"
+    assert 0 < p["latency_ms"]["p50"] <= p["latency_ms"]["p95"]
+    assert 0 < p["rss_mb"] < 10_000
+    fast = p["fast"]
+    assert fast["frame_size"] == [1280, 720] and fast["all_acked"]
+    assert fast["events"] == fast["events_published"]
+    assert fast["cpu_percent"] > 0
+    for stage, ms in fast["stage_ms"].items():
+        assert ms["p50"] is not None and ms["p50"] >= 0, stage
+
+
+def test_quick_bench_models_and_outputs(quick_run):
+    result, stdout, out = quick_run
+    rows = result["models"]
+    assert all(MODEL_KEYS <= set(r) for r in rows)
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
+    detector = {(r["input"], r["precision"]) for r in rows if r["name"] == "detector"}
+    assert detector == {(s, p) for s in ("640x360", "1280x720") for p in ("int8", "fp32")}
+    assert {r["precision"] for r in rows if r["name"] == "restorer"} == {"int8", "fp32"}
+    assert set(result["baselines"]) >= {"gfpgan_class_ms", "ratio_per_face"}
+    assert result["targets"] and all(t["met"] in (True, False) for t in result["targets"])
+    assert "| detector | 640x360 | onnxruntime | int8 | 1 |" in stdout
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_baseline_missing_says_how_to_make_it(tmp_path):
+    rows, note = time_gfpgan_class(tmp_path / "absent.onnx", [1], QUICK)
+    assert rows == [] and EXPORT_COMMAND in note
+
+
+def test_time_calls_warms_up_and_meets_the_minimum():
+    calls = []
+    timing = time_calls(calls.append, Budget(warmup=3, min_runs=10, min_s=0.0, max_s=5.0))
+    assert timing.runs >= 10 and len(calls) == timing.runs + 3
+    assert 0 <= timing.p50_ms <= timing.p95_ms

@@ -1,0 +1,1 @@
+"""Offline helpers for `face-edge bench` (torch lives here, never on the device's path)."""
