@@ -133,7 +133,8 @@ class FaceDetector:
             raise ValueError(f"unknown detector precision {precision!r}: use int8 or fp32")
         # Every file is checked against the manifest's sha256 before a runtime opens it.
         self.nets = {
-            n: load_model(self.models_dir / f, backend, threads) for n, f in self.files.items()
+            n: load_model(self.models_dir / f, backend, threads, fixed_shape=False)
+            for n, f in self.files.items()
         }
         entries = load_manifest(self.models_dir).get("models", {})
         self.versions = {

@@ -21,10 +21,14 @@ from edge.models import verified_model_path
 
 
 class OnnxModel:
-    def __init__(self, path: Path | str, threads: int = 1):
+    def __init__(self, path: Path | str, threads: int = 1, memory_arena: bool = True):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        # The arena keeps the peak of every input shape it has seen: MTCNN's pyramid and varying
+        # batches grow it by ~100 MB (measured); models with one fixed shape keep it.
+        opts.enable_cpu_mem_arena = memory_arena
+        opts.enable_mem_pattern = memory_arena
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -124,14 +128,20 @@ def _out_key(detail: dict) -> tuple:
 
 
 def load_model(
-    path: Path | str, backend: str, threads: int = 1, *, verify: bool = True
+    path: Path | str,
+    backend: str,
+    threads: int = 1,
+    *,
+    verify: bool = True,
+    fixed_shape: bool = True,
 ) -> OnnxModel | TfliteModel:
     """Open a model file in the given backend. With verify (the default) the file must be listed
-    in the manifest.json beside it with a matching sha256, else ModelIntegrityError."""
+    in the manifest.json beside it with a matching sha256, else ModelIntegrityError.
+    `fixed_shape=False` (inputs of many shapes) turns ONNX Runtime's memory arena off."""
     if verify:
         path = verified_model_path(Path(path).parent, Path(path).name)
     if backend == "onnx":
-        return OnnxModel(path, threads)
+        return OnnxModel(path, threads, memory_arena=fixed_shape)
     if backend == "tflite":
         return TfliteModel(path, threads)
     raise ValueError(f"unknown backend {backend!r}: use onnx or tflite")
