@@ -19,9 +19,17 @@ _COLOURS = [
 ]
 
 
-def annotate_frame(image: np.ndarray, tracks: list[Track], shots: list[Shot] = ()) -> np.ndarray:
+def annotate_frame(
+    image: np.ndarray,
+    tracks: list[Track],
+    shots: list[Shot] = (),
+    regions: list[tuple[int, int, int, int]] | None = None,
+) -> np.ndarray:
+    """regions: where the detector searched (thin grey boxes); None draws none."""
     out = image.copy()
     published = {s.track_id for s in shots}
+    for x1, y1, x2, y2 in regions or ():
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), (160, 160, 160), 1)
     for t in tracks:
         det = t.detection
         colour = _COLOURS[t.track_id % len(_COLOURS)]

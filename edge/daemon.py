@@ -102,6 +102,8 @@ class CameraWorker(threading.Thread):
             "frames_processed": self.processor.frames,
             "faces_detected": self.faces,
             "detect_ms": round(self.processor.detect_ms.mean, 2),
+            # Region-of-interest detection: share of frames searched whole, mean area searched.
+            "detect_regions": self.processor.region_stats(),
             "enhance_ms": round(self.builder.enhance_ms.mean, 2),
             "source": {k: v for k, v in src.items() if k != "last_error" or v},
         }

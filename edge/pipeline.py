@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.best_shot import BestShotSelector, Shot
+from edge.detect.regions import RegionPlanner, RegionSettings
 from edge.enhance import EnhancementStage
 from edge.events import build_event
 from edge.track import Track, Tracker
@@ -16,7 +17,7 @@ from edge.types import Detection, Frame
 
 
 class RollingMs:
-    """Mean of the last N durations, for stats (cheap, no allocation per sample)."""
+    """Mean of the last N values (durations, shares), for stats (no allocation per sample)."""
 
     def __init__(self, size: int = 100):
         self._values = [0.0] * size
@@ -39,16 +40,26 @@ class FrameResult:
     tracks: list[Track]
     shots: list[Shot]
     detect_ms: float
+    # Where the detector looked: None = the whole frame, else regions (x1, y1, x2, y2).
+    regions: list[tuple[int, int, int, int]] | None = None
+
+
+# Region stats cover this many frames: several full-frame periods at 25 fps.
+REGION_STATS_FRAMES = 250
 
 
 @dataclass
 class FaceProcessor:
     """Detection, tracking and shot selection for one camera."""
 
-    detector: object  # edge.detect.FaceDetector (duck-typed: .detect(image) -> list[Detection])
+    detector: object  # edge.detect.FaceDetector (duck-typed: .detect(image[, regions]))
     tracker: Tracker
     selector: BestShotSelector
+    # None: every frame is searched whole (detector.regions.enabled: false).
+    planner: RegionPlanner | None = None
     detect_ms: RollingMs = field(default_factory=RollingMs)
+    full_frame_share: RollingMs = field(default_factory=lambda: RollingMs(REGION_STATS_FRAMES))
+    area_searched: RollingMs = field(default_factory=lambda: RollingMs(REGION_STATS_FRAMES))
     frames: int = 0
 
     @classmethod
@@ -57,17 +68,40 @@ class FaceProcessor:
         tracker = Tracker(
             float(tr["iou_threshold"]), float(tr["max_missed_s"]), int(tr["min_hits"])
         )
-        return cls(detector, tracker, BestShotSelector(settings["best_shot"], tracker.min_hits))
+        det = settings["detector"]
+        regions = RegionSettings.from_config(det.get("regions"))
+        planner = RegionPlanner(regions, float(det["min_face_px"])) if regions.enabled else None
+        selector = BestShotSelector(settings["best_shot"], tracker.min_hits)
+        return cls(detector, tracker, selector, planner)
 
     def process(self, frame: Frame) -> FrameResult:
         start = time.perf_counter()
-        detections = self.detector.detect(frame.image)
+        regions = None
+        if self.planner is not None:
+            # Live tracks, also those missed in the last frames: a face that stopped moving
+            # is still searched for where it was.
+            tracks = [t.detection.box for t in self.tracker.tracks.values()]
+            regions = self.planner.plan(frame.image, frame.mono_time, tracks)
+        if regions is None:
+            detections = self.detector.detect(frame.image)
+        else:
+            detections = self.detector.detect(frame.image, regions)
         ms = (time.perf_counter() - start) * 1000.0
         self.detect_ms.add(ms)
+        self.full_frame_share.add(1.0 if regions is None else 0.0)
+        self.area_searched.add(self.planner.last_area_fraction if self.planner else 1.0)
         self.frames += 1
         seen, ended = self.tracker.update(detections, frame.mono_time)
         shots = self.selector.on_frame(frame, seen, ended)
-        return FrameResult(frame, detections, seen, shots, ms)
+        return FrameResult(frame, detections, seen, shots, ms, regions)
+
+    def region_stats(self) -> dict:
+        """Over the last REGION_STATS_FRAMES frames: the share searched whole and the mean
+        fraction of the frame's area searched (1.0 with regions off)."""
+        return {
+            "full_frame_share": round(self.full_frame_share.mean, 3),
+            "area_fraction": round(self.area_searched.mean, 3),
+        }
 
     def flush(self) -> list[Shot]:
         """End every track (source ended, daemon stopping) and return their last shots."""

@@ -1,6 +1,7 @@
 """`face-edge preview --seconds N --out DIR`: what the camera and the pipeline see, for the
 technician aiming a camera and setting thresholds: annotated frames (boxes, landmarks, track
-ids, quality, published faces) and a contact sheet of original vs enhanced crops."""
+ids, quality, published faces, the regions the detector searched) and a contact sheet of
+original vs enhanced crops."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def run_preview(
             if written < MAX_FRAMES_WRITTEN and (res.shots or (res.tracks and frames % 25 == 0)):
                 cv2.imwrite(
                     str(out_dir / f"frame-{frame.index:06d}.jpg"),
-                    annotate_frame(frame.image, res.tracks, res.shots),
+                    annotate_frame(frame.image, res.tracks, res.shots, res.regions),
                 )
                 written += 1
         shots += processor.flush()
@@ -56,6 +57,7 @@ def run_preview(
         "shots_published": len(shots),
         "annotated_frames": written,
         "detect_ms": round(processor.detect_ms.mean, 1),
+        "detect_regions": processor.region_stats(),
         "source": source.stats(),
         "shots": [
             {

@@ -44,6 +44,9 @@ def test_quick_bench_pipeline(quick_run):
     assert fast["frame_size"] == [1280, 720] and fast["all_acked"]
     assert fast["events"] == fast["events_published"]
     assert fast["cpu_percent"] > 0
+    searched = fast["detect_regions"]  # region-of-interest detection, on by default
+    assert searched["enabled"] and 0 < searched["full_frame_share"] < 1
+    assert 0 < searched["area_fraction"] < 1
     for stage, ms in fast["stage_ms"].items():
         assert ms["p50"] is not None and ms["p50"] >= 0, stage
 

@@ -81,6 +81,13 @@ def test_defaults_load():
         "threads": 1,
         "min_face_px": 20,
         "score_threshold": 0.8,
+        "regions": {
+            "enabled": True,
+            "full_frame_every_s": 2.0,
+            "motion_threshold": 25,
+            "min_region_px": 160,
+            "max_area_fraction": 0.6,
+        },
         "models_dir": None,
     }
     assert cfg["enhance"]["low_light"] == {"enabled": True, "clahe_clip": 2.0, "target_mean": 0.45}

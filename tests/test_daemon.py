@@ -39,6 +39,8 @@ def test_events_arrive_validate_and_decode(
     cam = st["cameras"]["hall"]
     for key in ("fps", "detect_ms", "enhance_ms", "frames_processed"):
         assert key in cam
+    regions = cam["detect_regions"]  # region-of-interest detection: how much was searched
+    assert 0 <= regions["full_frame_share"] <= 1 and 0 <= regions["area_fraction"] <= 1
     for key in ("dropped", "broken", "state"):
         assert key in cam["source"]
     assert {"uptime_s", "queue_depth", "events"} <= st.keys()

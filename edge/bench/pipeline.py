@@ -54,6 +54,8 @@ class StageClock:
         self.enough = threading.Event()  # set once frame_limit frames were processed
         self.ms: dict[str, list[float]] = defaultdict(list)
         self.faces: list[int] = []
+        self.full_frames = 0  # frames the detector searched whole (the rest: regions)
+        self.area_searched = 0.0  # sum over frames of the fraction of the frame searched
         self.last_frame_done = 0.0
         self.triggered: dict[
             tuple[int, int], float
@@ -102,6 +104,8 @@ class TimedProcessor(FaceProcessor):
         self.clock.add("detect", result.detect_ms)
         self.clock.add("track_select", (time.perf_counter() - t0) * 1000.0 - result.detect_ms)
         self.clock.faces.append(len(result.detections))
+        self.clock.full_frames += result.regions is None
+        self.clock.area_searched += self.planner.last_area_fraction if self.planner else 1.0
         self.clock.last_frame_done = time.monotonic()
         if self.clock.frame_limit and self.frames >= self.clock.frame_limit:
             self.clock.enough.set()
@@ -264,6 +268,11 @@ def run_pipeline(
         "dropped": src["dropped"] + src["broken"],
         "seconds": round(frames_end - t0, 2),
         "fps": round(frames / max(frames_end - t0, 1e-9), 2),
+        "detect_regions": {
+            "enabled": processor.planner is not None,
+            "full_frame_share": round(clock.full_frames / max(1, frames), 3),
+            "area_fraction": round(clock.area_searched / max(1, frames), 3),
+        },
         "faces_per_frame": {
             "mean": round(sum(clock.faces) / max(1, len(clock.faces)), 2),
             "max": max(clock.faces, default=0),

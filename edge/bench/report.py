@@ -69,6 +69,15 @@ def _pp(d: dict | None) -> str:
     return f"{d['p50']:g} / {d['p95']:g}"
 
 
+def _searched(d: dict | None) -> str:
+    """Region-of-interest detection's share of frames searched whole and mean area searched."""
+    if not d:
+        return "-"
+    if not d.get("enabled"):
+        return "all (regions off)"
+    return f"{100 * d['full_frame_share']:.0f} % / {100 * d['area_fraction']:.0f} %"
+
+
 def markdown(result: dict) -> str:
     lines = [f"`{result['command']}` on {result['machine']['summary']}", ""]
     models = result.get("models", [])
@@ -98,15 +107,16 @@ def markdown(result: dict) -> str:
     if pipe:
         lines += [
             "| pipeline run | video | fps | frames | dropped | events | events/s "
-            "| capture→ack ms p50 / p95 | trigger→ack ms p50 / p95 | CPU % (100 = 1 core) | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| capture→ack ms p50 / p95 | trigger→ack ms p50 / p95 | CPU % (100 = 1 core) | peak RSS MB "
+            "| frames searched whole / area searched |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for mode, r in pipe.items():
             lines.append(
                 f"| {mode} | {r['video']} ({r['frame_size'][0]}x{r['frame_size'][1]}) | {r['fps']:g} "
                 f"| {r['frames']} | {r['dropped']} | {r['events']} | {r['events_per_s']:g} "
                 f"| {_pp(r['latency_ms'])} | {_pp(r['trigger_to_ack_ms'])} | {r['cpu_percent']:g} "
-                f"| {r['rss_mb']:g} |"
+                f"| {r['rss_mb']:g} | {_searched(r.get('detect_regions'))} |"
             )
         stages = list(next(iter(pipe.values()))["stage_ms"])
         lines += [

@@ -6,6 +6,7 @@ were folded into their first convolution by tools/convert/detector."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -157,11 +158,16 @@ class FaceDetector:
         return out
 
     # -- stages ------------------------------------------------------------------------------
-    def _stage1(self, image: np.ndarray) -> np.ndarray:
+    def _pyramid(
+        self, image: np.ndarray, up_to: float | None = None
+    ) -> Iterator[tuple[float, np.ndarray]]:
+        """(scale, level) for each pyramid level of the whole frame, sides padded to even;
+        with `up_to`, only the levels where that many frame pixels still span a P-Net cell."""
         h, w = image.shape[:2]
-        found = []
         prev, prev_scale = image, 1.0
         for scale in pyramid_scales(h, w, self.min_face_px):
+            if up_to is not None and up_to * scale < PNET_CELL:
+                return
             hs, ws = int(h * scale + 1), int(w * scale + 1)
             # Each level from the one before (a 0.709 step): bilinear is then alias-free enough
             # and ~20x faster than INTER_AREA at a fractional scale of the full frame.
@@ -173,32 +179,62 @@ class FaceDetector:
             # (LiteRT resizes a static graph) gives the same output grid.
             if hs % 2 or ws % 2:
                 level = cv2.copyMakeBorder(level, 0, hs % 2, 0, ws % 2, cv2.BORDER_REPLICATE)
-            x = np.ascontiguousarray(level.transpose(2, 0, 1)[None], dtype=np.float32)
-            reg, prob = self.nets["pnet"].run(x)
-            prob = prob[0, 1]
-            ys, xs = np.nonzero(prob >= self.thresholds[0])
-            if len(ys) == 0:
+            yield scale, level
+
+    def _pnet(self, level: np.ndarray, scale: float, cx: int = 0, cy: int = 0) -> np.ndarray:
+        """P-Net on one pyramid level, or on a part of it starting at output cell (cx, cy),
+        i.e. at level pixel (2*cx, 2*cy): candidates (N, 9) = box x1 y1 x2 y2, score, 4
+        regression offsets, in frame pixels."""
+        x = np.ascontiguousarray(level.transpose(2, 0, 1)[None], dtype=np.float32)
+        reg, prob = self.nets["pnet"].run(x)
+        prob = prob[0, 1]
+        ys, xs = np.nonzero(prob >= self.thresholds[0])
+        if len(ys) == 0:
+            return np.zeros((0, 9), np.float32)
+        score = prob[ys, xs]
+        if len(score) > MAX_PNET_PER_LEVEL:
+            top = np.argpartition(-score, MAX_PNET_PER_LEVEL)[:MAX_PNET_PER_LEVEL]
+            ys, xs, score = ys[top], xs[top], score[top]
+        offsets = reg[0][:, ys, xs].T
+        gx, gy = xs + cx, ys + cy
+        boxes = np.stack(
+            [
+                np.floor((PNET_STRIDE * gx + 1) / scale),
+                np.floor((PNET_STRIDE * gy + 1) / scale),
+                np.floor((PNET_STRIDE * gx + PNET_CELL) / scale),
+                np.floor((PNET_STRIDE * gy + PNET_CELL) / scale),
+                score,
+            ],
+            axis=1,
+        ).astype(np.float32)
+        keep = nms(boxes, score, 0.5)
+        return np.hstack([boxes[keep], offsets[keep]])
+
+    def _stage1(self, image: np.ndarray, regions: list | None = None) -> np.ndarray:
+        found = []
+        # Levels where every region is smaller than P-Net's cell need not even be made.
+        largest = None
+        if regions is not None:
+            largest = max((min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in regions), default=0)
+        for scale, level in self._pyramid(image, largest):
+            if regions is None:
+                found.append(self._pnet(level, scale))
                 continue
-            score = prob[ys, xs]
-            if len(score) > MAX_PNET_PER_LEVEL:
-                top = np.argpartition(-score, MAX_PNET_PER_LEVEL)[:MAX_PNET_PER_LEVEL]
-                ys, xs, score = ys[top], xs[top], score[top]
-            boxes = np.stack(
-                [
-                    np.floor((PNET_STRIDE * xs + 1) / scale),
-                    np.floor((PNET_STRIDE * ys + 1) / scale),
-                    np.floor((PNET_STRIDE * xs + PNET_CELL) / scale),
-                    np.floor((PNET_STRIDE * ys + PNET_CELL) / scale),
-                    score,
-                ],
-                axis=1,
-            ).astype(np.float32)
-            offsets = reg[0][:, ys, xs].T
-            keep = nms(boxes, score, 0.5)
-            found.append(np.hstack([boxes[keep], offsets[keep]]))
-        if not found:
+            # A region is a view of the whole frame's level, cut at even level pixels: P-Net
+            # (stride 2, fully convolutional) then gives exactly the full frame's outputs
+            # there, so region and full-frame detection agree on a face inside a region.
+            lh, lw = level.shape[:2]
+            for x1, y1, x2, y2 in regions:
+                lx1, ly1 = int(x1 * scale) & ~1, int(y1 * scale) & ~1
+                lx2 = min(lw, lx1 + ((int(np.ceil(x2 * scale)) - lx1 + 1) & ~1))
+                ly2 = min(lh, ly1 + ((int(np.ceil(y2 * scale)) - ly1 + 1) & ~1))
+                if lx2 - lx1 >= PNET_CELL and ly2 - ly1 >= PNET_CELL:
+                    view = level[ly1:ly2, lx1:lx2]
+                    found.append(self._pnet(view, scale, lx1 // 2, ly1 // 2))
+        cand = np.vstack(found) if found else np.zeros((0, 9), np.float32)
+        if not len(cand):
             return np.zeros((0, 5), np.float32)
-        cand = np.vstack(found)
+        # Across levels (and where regions touch: a face found twice).
         keep = nms(cand, cand[:, 4], 0.7)
         cand = cand[keep]
         boxes = regress(cand[:, :4], cand[:, 5:9])
@@ -229,12 +265,16 @@ class FaceDetector:
         keep = nms(out, score, 0.7, "min")
         return np.hstack([out[keep], score[keep, None]]), lm[keep]
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def detect(self, frame_bgr: np.ndarray, regions: list | None = None) -> list[Detection]:
+        """Faces in the frame; with `regions` (x1, y1, x2, y2 in frame pixels, x2/y2
+        exclusive) only those found by P-Net inside them. R-Net and O-Net then look at the
+        candidates in the whole frame, so a face at a region's edge keeps its context, and
+        boxes, landmarks and min_face_px are in frame pixels either way."""
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(
                 f"expected a BGR uint8 frame, got shape {frame_bgr.shape} {frame_bgr.dtype}"
             )
-        boxes = self._stage1(frame_bgr)
+        boxes = self._stage1(frame_bgr, regions)
         if len(boxes):
             boxes = self._stage2(frame_bgr, boxes)
         if not len(boxes):
