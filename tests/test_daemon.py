@@ -61,7 +61,7 @@ def test_events_arrive_validate_and_decode(
         for kind in ("original", "enhanced"):
             img = cv2.imread(str(p.parent / ev[kind]["path"]))
             assert img is not None and img.shape[:2] == (ev[kind]["height"], ev[kind]["width"])
-        assert [s["kind"] for s in ev["enhanced"]["stages"]] == ["classical", "model"]
+        assert [s["kind"] for s in ev["enhanced"]["stages"]] == ["model", "classical"]
         per_track[ev["track_id"]] = per_track.get(ev["track_id"], 0) + 1
         if ev["reason"] == "interval":
             t = datetime.fromisoformat(ev["captured_at"].replace("Z", "+00:00"))

@@ -140,11 +140,13 @@ def test_corrupt_restorer_model_is_refused_by_checksum(tmp_path):
 
 
 @pytest.mark.parametrize("crop_size", [112, 160, 224])
-def test_enhancement_stage_runs_the_network_last_at_the_crop_size(astronaut_crop, crop_size):
+def test_enhancement_stage_runs_the_network_before_low_light_at_the_crop_size(
+    astronaut_crop, crop_size
+):
     stage = EnhancementStage.from_settings({}, crop_size=crop_size, margin=0.35)
     names = [s["name"] for s in stage.describe()]
-    assert names == ["low_light_gamma_clahe", "restore_student"]
-    model_step = stage.describe()[-1]
+    assert names == ["restore_student", "low_light_gamma_clahe"]
+    model_step = stage.describe()[0]
     assert model_step["kind"] == "model" and model_step["params"]["precision"] == "int8"
     crop = cv2.resize(astronaut_crop, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
     out = stage(crop)

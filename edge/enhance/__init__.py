@@ -44,8 +44,9 @@ class EnhancementStage:
         margin: float = 0.35,
         models_dir: Path | str | None = None,
     ) -> EnhancementStage:
-        """The steps the config enables, in the order that measured best (README, issue 3):
-        denoise, low light, then the restoration network. `crop_size` and `margin` are the
+        """The steps the config enables, in the order that measured best on LFW (README):
+        denoise, the restoration network, then low light (restoring first gave higher PSNR
+        and SSIM on every lighting preset than brightening first). `crop_size` and `margin` are the
         framing of the aligned crops the stage will get (best_shot settings)."""
         steps: list[EnhanceStep] = []
         if not settings.get("enabled", True):
@@ -54,13 +55,6 @@ class EnhancementStage:
         dn = settings.get("denoise", {})
         if dn.get("enabled", False):
             steps.append(Denoise(float(dn.get("strength", 5))))
-        ll = settings.get("low_light", {})
-        if ll.get("enabled", True):
-            steps.append(
-                LowLightCorrection(
-                    float(ll.get("clahe_clip", 2.0)), float(ll.get("target_mean", 0.45))
-                )
-            )
         rs = settings.get("restore", {})
         if rs.get("enabled", True):
             steps.append(
@@ -71,6 +65,13 @@ class EnhancementStage:
                     crop_size,
                     margin,
                     models_dir,
+                )
+            )
+        ll = settings.get("low_light", {})
+        if ll.get("enabled", True):
+            steps.append(
+                LowLightCorrection(
+                    float(ll.get("clahe_clip", 2.0)), float(ll.get("target_mean", 0.45))
                 )
             )
         return cls(steps)
