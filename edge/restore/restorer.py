@@ -57,6 +57,23 @@ def model_file_name(backend: str, precision: str) -> str:
     return f"restore_student_{precision}{BACKEND_SUFFIX[backend]}"
 
 
+def to_model_input(deg_bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The model's input: the crop resized to the model's input size (bicubic when
+    enlarging, area when shrinking), RGB, float32 in [0, 1], NCHW (1, 3, H, W)."""
+    h, w = hw
+    interp = cv2.INTER_CUBIC if h * w >= deg_bgr.shape[0] * deg_bgr.shape[1] else cv2.INTER_AREA
+    x = cv2.resize(deg_bgr, (w, h), interpolation=interp)
+    x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def from_model_output(y: np.ndarray) -> np.ndarray:
+    """The model's output, NCHW (1, 3, H, W) RGB in [0, 1] -> BGR uint8 (H, W, 3)."""
+    y = np.asarray(y, np.float32)[0].transpose(1, 2, 0)
+    y = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(y, cv2.COLOR_RGB2BGR)
+
+
 class FaceRestorer:
     """Any-size BGR face crop (model framing) in, restored BGR crop out at the model's size."""
 
@@ -75,23 +92,16 @@ class FaceRestorer:
         self.model = load_model(path, backend, threads, verify=False)
         self.input_side = 40
         self.output_side = int(
-            self.model.run(self._to_input(np.zeros((8, 8, 3), np.uint8)))[0].shape[-1]
+            self.model.run(self._input(np.zeros((8, 8, 3), np.uint8)))[0].shape[-1]
         )
-
-    def _to_input(self, bgr: np.ndarray) -> np.ndarray:
-        side = self.input_side
-        h, w = bgr.shape[:2]
-        interp = cv2.INTER_AREA if h * w > side * side else cv2.INTER_CUBIC
-        x = cv2.resize(bgr, (side, side), interpolation=interp)
-        x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) * (1.0 / 255.0)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         if bgr.ndim != 3 or bgr.shape[2] != 3 or min(bgr.shape[:2]) < 2:
             raise ValueError(f"expected an HxWx3 BGR image, got shape {bgr.shape}")
-        y = self.model.run(self._to_input(bgr))[0][0].transpose(1, 2, 0)
-        y = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return cv2.cvtColor(y, cv2.COLOR_RGB2BGR)
+        return from_model_output(self.model.run(self._input(bgr))[0])
+
+    def _input(self, bgr: np.ndarray) -> np.ndarray:
+        return to_model_input(bgr, (self.input_side, self.input_side))
 
 
 def framing_matrix(src: Framing, src_side: int, dst: Framing, dst_side: int) -> np.ndarray:

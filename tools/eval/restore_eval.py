@@ -30,7 +30,7 @@ Protocol (fixed so numbers compare across runs):
 Restorers are a small registry (``RESTORERS``): ``bicubic``, ``classical`` and model files
 ``onnx:PATH``, ``tflite:PATH``, ``torch:PATH`` (TorchScript). A spec may carry a label,
 ``student_int8=onnx:models/quantized/student_int8.onnx``. The model I/O contract is in
-``to_model_input`` / ``from_model_output``.
+``edge.restore.restorer.to_model_input`` / ``from_model_output``.
 
 Clean-image descriptors are cached under ``--cache-dir`` (var/eval/restore/cache); per-image
 PSNR/SSIM and descriptors go to ``OUT/per_image.npz`` (to score other pair subsets without
@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 
 from edge.restore.degrade import EVAL_PRESETS, degrade
+from edge.restore.restorer import from_model_output, to_model_input
 
 SIZE = 160
 JUDGE_BOX = (22, 22, 138, 138)  # left, top, right, bottom on the 160x160 image
@@ -229,25 +230,6 @@ class Classical:
         lab = cv2.cvtColor(x, cv2.COLOR_BGR2LAB)
         lab[:, :, 0] = self._clahe.apply(lab[:, :, 0])
         return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
-
-
-def to_model_input(deg_bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """ASSUMED MODEL I/O CONTRACT (input): the degraded crop resized to the model's input
-    size (bicubic when enlarging, area when shrinking), RGB, float32 in [0, 1], NCHW
-    (1, 3, H, W). Adapt here if a model expects something else."""
-    h, w = hw
-    interp = cv2.INTER_CUBIC if h * w >= deg_bgr.shape[0] * deg_bgr.shape[1] else cv2.INTER_AREA
-    x = cv2.resize(deg_bgr, (w, h), interpolation=interp)
-    x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-
-
-def from_model_output(y: np.ndarray) -> np.ndarray:
-    """ASSUMED MODEL I/O CONTRACT (output): NCHW (1, 3, H, W) RGB in [0, 1] at the model's
-    size -> BGR uint8 (H, W, 3). The caller resizes it to 160x160."""
-    y = np.asarray(y, np.float32)[0].transpose(1, 2, 0)
-    y = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(y, cv2.COLOR_RGB2BGR)
 
 
 def _static_hw(shape: Sequence, layout: str, default: int) -> tuple[int, int]:
