@@ -47,7 +47,7 @@ REDACTED = "***"
 
 SOURCE_FORMS = (
     "picamera2:0, v4l2:///dev/video0, a device index such as 0, rtsp://, rtsps://, "
-    "http://, https://, file:///path/video.mp4 or demo:"
+    "http://, https://, file:///path/video.mp4, demo: or demo:crowd"
 )
 _NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # Keys holding file system paths: relative values are taken from the config file's directory.
@@ -212,6 +212,12 @@ def source_problem(source: Any) -> str | None:
     if not sep:
         return f"unsupported source {s!r}: use {SOURCE_FORMS}"
     if scheme == "demo":
+        from edge.capture.demo import scene_of
+
+        try:
+            scene_of(s)
+        except ValueError as e:
+            return str(e)
         return None
     if scheme == "picamera2":
         return (

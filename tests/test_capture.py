@@ -24,7 +24,13 @@ from edge.capture import (
     parse_uri,
     redact_uri,
 )
-from edge.capture.demo import ASSETS_DIR, ensure_demo_clip, head_crop, make_demo_clip
+from edge.capture.demo import (
+    ASSETS_DIR,
+    demo_clip_key,
+    ensure_demo_clip,
+    head_crop,
+    make_demo_clip,
+)
 
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5}
 
@@ -267,7 +273,10 @@ def test_parse_uri_and_redaction():
     assert parse_uri("0") == ("v4l2", 0)
     assert parse_uri("rtsp://u:p@cam/x") == ("network", "rtsp://u:p@cam/x")
     assert parse_uri("file:///tmp/a%20b.mp4") == ("file", "/tmp/a b.mp4")
-    assert parse_uri("demo:") == ("demo", "")
+    assert parse_uri("demo:") == ("demo", "corridor")
+    assert parse_uri("demo:crowd") == ("demo", "crowd")
+    with pytest.raises(ValueError, match="unknown demo scene 'mall'"):
+        parse_uri("demo:mall")
     for bad in ("ftp://x", "file://host/x", "picamera2:x", "v4l2:video0"):
         with pytest.raises(ValueError):
             parse_uri(bad)
@@ -320,6 +329,21 @@ def test_assets_are_shipped():
         img = cv2.imread(str(ASSETS_DIR / name))
         assert img is not None and max(img.shape[:2]) <= 512
     assert "public domain" in (ASSETS_DIR / "README.md").read_text().lower()
+
+
+def test_crowd_scene_keeps_five_people_in_view(tmp_path):
+    # demo:crowd is the pipeline benchmark's "up to 5 faces" load: 5 whole faces in nearly
+    # every frame, at the sizes the detector is meant for.
+    path = make_demo_clip(
+        tmp_path / "crowd.mp4", faces=_faces(), seconds=3.0, fps=10, size=(640, 360), scene="crowd"
+    )
+    meta = json.loads(path.with_suffix(".json").read_text())
+    whole = [sum(b["visible"] == 1 for b in fr) for fr in meta["frames"]]
+    assert len(whole) == 30 and max(whole) == 5
+    assert sum(n == 5 for n in whole) >= 0.9 * len(whole)
+    with pytest.raises(ValueError, match="unknown demo scene"):
+        make_demo_clip(tmp_path / "x.mp4", faces=_faces(), seconds=0.1, scene="mall")
+    assert demo_clip_key("crowd") != demo_clip_key()  # each scene has its own cached clip
 
 
 def test_demo_clip_and_demo_source(tmp_path, monkeypatch):

@@ -337,6 +337,16 @@ BAD_CASES = {
         3,
         "unsupported source scheme 'ftp:'",
     ),
+    "demo URI with an unknown scene": (
+        """\
+        cameras:
+          - name: a
+            source: "demo:mall"
+        """,
+        "cameras[0].source",
+        3,
+        "unknown demo scene 'mall': use demo:corridor, demo:crowd",
+    ),
     "bare device path": (
         """\
         cameras:
@@ -503,6 +513,7 @@ def test_problem_strings_match_design_format():
         "https://cam/video.mjpg",
         "file:///tmp/a.mp4",
         "demo:",
+        "demo:crowd",
     ],
 )
 def test_source_forms_accepted(source):

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--video",
         default="demo:",
-        help="clip for the pipeline and the detector's frames (default: the demo clip, 1280x720)",
+        help="clip for the pipeline and the detector's frames (default: the demo clip, 1280x720; "
+        "demo:crowd has 5 people in view)",
     )
     p.add_argument("--json", type=Path, help="write the full result here")
     p.add_argument("--plot", type=Path, help="write a PNG chart here (needs matplotlib)")
@@ -84,10 +85,10 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def resolve_video(spec: str) -> Path:
-    if spec in ("demo", "demo:"):
-        from edge.capture.demo import ensure_demo_clip
+    if spec == "demo" or spec.startswith("demo:"):
+        from edge.capture.demo import ensure_demo_clip, scene_of
 
-        return ensure_demo_clip()
+        return ensure_demo_clip(scene=scene_of(spec))
     path = Path(spec.removeprefix("file://"))
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {spec}")

@@ -92,7 +92,8 @@ def open_source(
             def opener() -> Grabber:
                 from edge.capture.demo import ensure_demo_clip
 
-                return OpenCVGrabber(str(ensure_demo_clip()), kind="file", label=label)
+                clip = ensure_demo_clip(scene=str(target))
+                return OpenCVGrabber(str(clip), kind="file", label=label)
 
         return FrameSource(
             opener,

@@ -1,4 +1,9 @@
-"""The built-in `demo:` clip: two public-domain portraits walking through a synthetic corridor.
+"""The built-in `demo:` clips: public-domain portraits walking through a synthetic corridor.
+
+Scenes: `demo:` (the default, "corridor") has up to 2 people in view at once; `demo:crowd`
+has 5 people in view for most of its 12 s (face heights ~32 to ~112 px), the load the
+pipeline's "up to 5 faces" budget is measured on. The crowd repeats the two portraits; each
+person is still one track.
 
 `make_demo_clip()` renders a CCTV-like video: a procedurally drawn corridor,
 two faces (edge/assets, see README there) moving in and out of view at face
@@ -144,6 +149,54 @@ _TRACKS_12S = (
     # back again, small, crossing at the far end
     _Track(0, ((7.0, 360, 286, 30, 0.08), (11.6, 620, 280, 36, -0.05)), (40, 90, 200)),
 )
+
+# Five people in view together from ~0.4 s to ~11.6 s, spread so their faces do not overlap.
+_CROWD_TRACKS_12S = (
+    # left, strolling right at mid distance
+    _Track(
+        0,
+        ((0.0, 110, 390, 70, 0.0), (6.0, 300, 380, 72, -0.06), (12.0, 470, 388, 70, 0.05)),
+        (40, 90, 200),
+    ),
+    # right, strolling left, a little further away
+    _Track(
+        1,
+        ((0.0, 1180, 300, 54, 0.0), (6.0, 1040, 306, 58, 0.06), (12.0, 900, 300, 56, -0.04)),
+        (70, 40, 30),
+    ),
+    # down the middle towards the camera (34 -> 112 px)
+    _Track(
+        0,
+        ((0.0, 640, 280, 34, 0.0), (8.0, 680, 340, 90, 0.05), (12.0, 720, 392, 112, -0.03)),
+        (30, 120, 60),
+    ),
+    # far end, crossing slowly
+    _Track(1, ((0.0, 400, 262, 32, 0.05), (12.0, 520, 266, 40, -0.05)), (120, 100, 60)),
+    # near, right of centre, standing and looking around
+    _Track(
+        0,
+        (
+            (0.0, 960, 500, 96, 0.0),
+            (4.0, 980, 495, 100, -0.08),
+            (8.0, 1000, 500, 98, 0.07),
+            (12.0, 1010, 498, 96, 0.0),
+        ),
+        (90, 60, 140),
+    ),
+)
+SCENES = {"corridor": _TRACKS_12S, "crowd": _CROWD_TRACKS_12S}
+DEFAULT_SCENE = "corridor"
+
+
+def scene_of(spec: str) -> str:
+    """The scene named by a `demo:` source (`demo:` and `demo:corridor` -> corridor,
+    `demo:crowd` -> crowd). Raises ValueError for an unknown name."""
+    name = str(spec).strip().partition(":")[2].strip().lower() or DEFAULT_SCENE
+    if name not in SCENES:
+        raise ValueError(
+            f"unknown demo scene {name!r}: use " + ", ".join(f"demo:{n}" for n in SCENES)
+        )
+    return name
 
 
 def _interp(keys: tuple, t: float) -> tuple[float, ...] | None:
@@ -292,12 +345,14 @@ def make_demo_clip(
     size: tuple[int, int] = (1280, 720),
     seed: int = 0,
     degrade: bool = True,
+    scene: str = DEFAULT_SCENE,
 ) -> Path:
     """Render the demo clip to `path` (an .mp4, codec 'mp4v'); returns the path.
 
     faces: BGR head crops in the head_crop() layout (default: the two shipped
     portraits). The people's paths are laid out for 12 s and stretched to
     `seconds`; positions and sizes scale with `size` (sizes quoted for 1280x720).
+    scene: one of SCENES (which people walk where).
     Also writes `<path minus suffix>.json`: {"fps", "size", "frames": [[{"face",
     "box": [x1, y1, x2, y2], "visible": fraction in frame}, ...], ...]} with the
     face boxes (brow to chin, approximate) drawn per frame.
@@ -306,6 +361,8 @@ def make_demo_clip(
     faces = load_asset_faces() if faces is None else faces
     if not faces:
         raise ValueError("faces must not be empty")
+    if scene not in SCENES:
+        raise ValueError(f"unknown demo scene {scene!r}: use one of {sorted(SCENES)}")
     rng = np.random.default_rng(seed)
     w, h = int(size[0]), int(size[1])
     sx, sy = w / 1280.0, h / 720.0
@@ -325,7 +382,7 @@ def make_demo_clip(
             t = i / fps
             frame = background.copy()
             people = []
-            for track in _TRACKS_12S:
+            for track in SCENES[scene]:
                 state = _interp(track.keys, t / stretch)
                 if state is not None:
                     people.append((track, state))
@@ -364,25 +421,30 @@ def cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="face-edge-"))
 
 
-def demo_clip_key() -> str:
-    """A hash of everything the default clip depends on."""
-    digest = hashlib.sha256(f"v{DEMO_VERSION}:{cv2.__version__.split('.')[0]}".encode())
+def demo_clip_key(scene: str = DEFAULT_SCENE) -> str:
+    """A hash of everything a scene's clip depends on."""
+    # The default scene keeps its pre-scene key, so clips already cached stay valid.
+    tag = "" if scene == DEFAULT_SCENE else f":{scene}"
+    digest = hashlib.sha256(f"v{DEMO_VERSION}:{cv2.__version__.split('.')[0]}{tag}".encode())
     for name in ASSET_FILES.values():
         digest.update((ASSETS_DIR / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def ensure_demo_clip(directory: str | os.PathLike | None = None) -> Path:
-    """The default demo clip's path, rendering it first if it is not cached yet."""
+def ensure_demo_clip(
+    directory: str | os.PathLike | None = None, scene: str = DEFAULT_SCENE
+) -> Path:
+    """A scene's demo clip path, rendering it first if it is not cached yet."""
     directory = Path(directory) if directory is not None else cache_dir()
-    path = directory / f"demo-{demo_clip_key()}.mp4"
+    prefix = "demo" if scene == DEFAULT_SCENE else f"demo-{scene}"
+    path = directory / f"{prefix}-{demo_clip_key(scene)}.mp4"
     with _lock:
         if path.is_file() and path.stat().st_size > 0 and path.with_suffix(".json").is_file():
             return path
         t0 = time.monotonic()
         tmp = directory / f".demo-{os.getpid()}-{threading.get_ident()}.mp4"
         try:
-            make_demo_clip(tmp)
+            make_demo_clip(tmp, scene=scene)
             os.replace(tmp.with_suffix(".json"), path.with_suffix(".json"))
             os.replace(tmp, path)  # atomic: another process may be doing the same
         finally:

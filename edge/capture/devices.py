@@ -181,13 +181,15 @@ _DEVICE_INDEX = re.compile(r"^\d+$")
 def parse_uri(uri: str) -> tuple[str, str | int]:
     """Split a source URI into (kind, target).
 
-    kinds: 'demo', 'picamera2' (index), 'v4l2' (index or device path),
+    kinds: 'demo' (scene name), 'picamera2' (index), 'v4l2' (index or device path),
     'network' (the URL), 'file' (absolute path). Raises ValueError.
     """
     uri = str(uri).strip()
     low = uri.lower()
     if low in ("demo", "demo:") or low.startswith("demo:"):
-        return "demo", ""
+        from edge.capture.demo import scene_of
+
+        return "demo", scene_of(uri)
     if _DEVICE_INDEX.match(uri):
         return "v4l2", int(uri)
     if low.startswith("picamera2:"):
@@ -216,5 +218,5 @@ def parse_uri(uri: str) -> tuple[str, str | int]:
         return "file", path
     raise ValueError(
         f"unsupported source {redact_uri(uri)!r}: use picamera2:N, v4l2:///dev/videoN, N, "
-        "rtsp://, http(s)://, file:///path or demo:"
+        "rtsp://, http(s)://, file:///path, demo: or demo:crowd"
     )

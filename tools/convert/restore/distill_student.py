@@ -7,6 +7,9 @@ checkpoint and is what `export.py` exports.
 
     python -m tools.convert.restore.distill_student --minutes 15
     python -m tools.convert.restore.distill_student --minutes 15 --resume
+    # a deeper student that starts as an exact copy of a trained smaller one:
+    python -m tools.convert.restore.distill_student --size xl \
+        --grow-from var/restore/student/last.pt --out var/restore/student_xl
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tools.convert.restore.models import (
     Teacher,
     count_macs,
     count_params,
+    grow_student,
 )
 
 
@@ -73,10 +77,25 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--w-teacher", type=float, default=0.5)
     ap.add_argument("--w-grad", type=float, default=0.5)
+    ap.add_argument(
+        "--grow-from",
+        type=Path,
+        default=None,
+        help="start from this smaller student's EMA weights, deepened to --size (not with --resume)",
+    )
+    ap.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps")
     ap.set_defaults(batch=16)
     args = ap.parse_args(argv)
     dev = setup(args)
     student = Student(**STUDENT_CONFIGS[args.size])
+    resuming = args.resume and (args.out / "last.pt").exists()
+    if args.grow_from and not resuming:
+        small_state = load_ckpt(args.grow_from, torch.device("cpu"))
+        cfg_small = {k: small_state["config"][k] for k in ("nf", "n_body", "hr_nf")}
+        small = Student(**cfg_small)
+        small.load_state_dict(small_state["ema"])
+        student = grow_student(small, STUDENT_CONFIGS[args.size]["n_body"])
+        print(f"grown from {args.grow_from} ({cfg_small}) at its step {small_state['step']}")
     print(
         f"student '{args.size}': {count_params(student)} params, "
         f"{count_macs(student, (1, 3, args.lr_size, args.lr_size)) / 1e6:.1f} MMAC/face"
@@ -115,6 +134,10 @@ def main(argv=None) -> None:
             "torch_rng": torch.get_rng_state(),
         }
 
+    if args.grow_from and step == 0:
+        v = validate(student, val, dev, args.hr_size)
+        log(args.out, {"grown_val": v, "from": str(args.grow_from)})
+        print(f"grown student val {v}")
     if teacher is not None and step == 0:
         v = validate(teacher, val, dev, args.hr_size)
         log(args.out, {"teacher_val": v})
@@ -126,7 +149,8 @@ def main(argv=None) -> None:
         batch = [t.to(dev, non_blocking=True) for t in next(batches)]
         # A cosine decay over --steps; with a --minutes budget it acts on the planned steps.
         for gp in opt.param_groups:
-            gp["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(
+            gp["lr"] = args.lr * min(1.0, (step + 1) / max(1, args.warmup)) * (
+                0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(
                 3.14159265 * min(1.0, step / max(1, args.steps))))).item())  # fmt: skip
         losses = distill_step(student, teacher, opt, batch, cfg)
         ema.update(student, step)

@@ -167,4 +167,30 @@ STUDENT_CONFIGS = {
     "s": dict(nf=24, n_body=5, hr_nf=12),
     "m": dict(nf=32, n_body=6, hr_nf=16),
     "l": dict(nf=48, n_body=6, hr_nf=16),
+    "xl": dict(nf=48, n_body=12, hr_nf=16),
 }
+
+
+@torch.no_grad()
+def grow_student(small: Student, n_body: int) -> Student:
+    """A deeper student computing exactly what `small` computes: its body convs, in order,
+    with identity (Dirac) convs spread between them. Each body conv is followed by a ReLU and
+    fed a ReLU output (>= 0), so an identity conv plus ReLU passes its input through unchanged;
+    training then starts from the small model's quality instead of from scratch (CPU time is
+    the scarce resource here)."""
+    old = len(small.body)
+    if n_body < old:
+        raise ValueError(f"cannot grow {old} body convs into {n_body}")
+    nf, hr_nf = small.head.out_channels, small.up2.in_channels
+    big = Student(nf=nf, n_body=n_body, hr_nf=hr_nf, scale=small.scale)
+    # Old conv i lands at slot round(i * n_body / old); the slots in between are identities.
+    slots = {round(i * n_body / old): i for i in range(old)}
+    for j, conv in enumerate(big.body):
+        if j in slots:
+            conv.load_state_dict(small.body[slots[j]].state_dict())
+        else:
+            nn.init.dirac_(conv.weight)
+            nn.init.zeros_(conv.bias)
+    for name in ("head", "up1", "up2"):
+        getattr(big, name).load_state_dict(getattr(small, name).state_dict())
+    return big
