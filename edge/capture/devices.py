@@ -11,24 +11,12 @@ import cv2
 import numpy as np
 
 from edge.capture.source import SourceError
+from edge.config import redact_uri  # one masking rule for logs, stats and `config show`
 
 log = logging.getLogger(__name__)
 
 NETWORK_OPEN_TIMEOUT_MS = 10_000
 NETWORK_READ_TIMEOUT_MS = 5_000
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any password replaced by '***' (for logs and stats)."""
-    try:
-        parts = urllib.parse.urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def _sane_fps(value: float) -> float | None:
