@@ -96,10 +96,10 @@ def resolve_video(spec: str) -> Path:
 
 
 def _tflite_available() -> bool:
-    from edge.detect.runtime import _tflite_interpreter_class
+    from edge.detect.runtime import tflite_interpreter_class
 
     try:
-        _tflite_interpreter_class()
+        tflite_interpreter_class()
         return True
     except RuntimeError:
         return False

@@ -42,7 +42,7 @@ class OnnxModel:
         return self.session.run(self.output_names, {self.input_name: x})
 
 
-def _tflite_interpreter_class():
+def tflite_interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -61,7 +61,7 @@ class TfliteModel:
     tensors where the model has them (the shipped INT8 models have float32 I/O)."""
 
     def __init__(self, path: Path | str, threads: int = 1):
-        interpreter_cls = _tflite_interpreter_class()
+        interpreter_cls = tflite_interpreter_class()
         self.interp = interpreter_cls(model_path=str(path), num_threads=max(1, int(threads)))
         self.interp.allocate_tensors()
         self.input = self.interp.get_input_details()[0]
