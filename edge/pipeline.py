@@ -52,11 +52,14 @@ REGION_STATS_FRAMES = 250
 class FaceProcessor:
     """Detection, tracking and shot selection for one camera."""
 
-    detector: object  # edge.detect.FaceDetector (duck-typed: .detect(image[, regions]))
+    # edge.detect.FaceDetector (duck-typed: .detect(image[, regions[, follow]]))
+    detector: object
     tracker: Tracker
     selector: BestShotSelector
     # None: every frame is searched whole (detector.regions.enabled: false).
     planner: RegionPlanner | None = None
+    # Hand the detector last frame's faces to re-check where they were (detector.follow_faces).
+    follow_faces: bool = True
     detect_ms: RollingMs = field(default_factory=RollingMs)
     full_frame_share: RollingMs = field(default_factory=lambda: RollingMs(REGION_STATS_FRAMES))
     area_searched: RollingMs = field(default_factory=lambda: RollingMs(REGION_STATS_FRAMES))
@@ -72,7 +75,8 @@ class FaceProcessor:
         regions = RegionSettings.from_config(det.get("regions"))
         planner = RegionPlanner(regions, float(det["min_face_px"])) if regions.enabled else None
         selector = BestShotSelector(settings["best_shot"], tracker.min_hits)
-        return cls(detector, tracker, selector, planner)
+        follow = bool(det.get("follow_faces", True))
+        return cls(detector, tracker, selector, planner, follow_faces=follow)
 
     def process(self, frame: Frame) -> FrameResult:
         start = time.perf_counter()
@@ -82,7 +86,11 @@ class FaceProcessor:
             # is still searched for where it was.
             tracks = [t.detection.box for t in self.tracker.tracks.values()]
             regions = self.planner.plan(frame.image, frame.mono_time, tracks)
-        if regions is None:
+        if self.follow_faces:
+            # Only faces found in the last frame: a missed track's box may be stale.
+            follow = [t.detection.box for t in self.tracker.tracks.values() if t.updated]
+            detections = self.detector.detect(frame.image, regions, follow)
+        elif regions is None:
             detections = self.detector.detect(frame.image)
         else:
             detections = self.detector.detect(frame.image, regions)

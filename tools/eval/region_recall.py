@@ -6,7 +6,7 @@ region planner points it (detector.regions). Reported per video:
   - recall: of the faces full-frame detection finds in two consecutive frames (a face
     present, not a one-frame flicker), the share region detection also finds (IoU >= 0.5),
     counted after the first frame (the first full-frame pass);
-  - detections and published shots (events) in each mode;
+  - detections, published shots (events) and tracks with at least one shot in each mode;
   - detector ms per frame in each mode, timed alternately on the same frames, so a loaded
     machine slows both alike (compare the ratio, not the absolute numbers);
   - the share of frames searched whole and the mean fraction of the frame searched.
@@ -50,6 +50,9 @@ def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None)
     settings = camera_settings(cfg, {"name": "eval", "source": f"file://{video}"})
     full_settings = copy.deepcopy(settings)
     full_settings["detector"]["regions"] = {**settings["detector"]["regions"], "enabled": False}
+    # The reference is the plain cascade on the whole frame; the other side runs as configured
+    # (regions and, by default, detector.follow_faces).
+    full_settings["detector"]["follow_faces"] = False
     if not settings["detector"]["regions"]["enabled"]:
         raise ValueError("detector.regions.enabled is false in this config: nothing to compare")
     detector = build_detector(settings)  # stateless between calls: one serves both modes
@@ -61,6 +64,7 @@ def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None)
     n = present = found = 0
     counts = {"full": 0, "regions": 0}
     shots = {"full": 0, "regions": 0}
+    published: dict[str, set[int]] = {"full": set(), "regions": set()}
     ms = {"full": 0.0, "regions": 0.0}
     full_frames = 0
     area = 0.0
@@ -84,6 +88,7 @@ def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None)
                 ms[name] += results[name].detect_ms
                 counts[name] += len(results[name].detections)
                 shots[name] += len(results[name].shots)
+                published[name].update(shot.track_id for shot in results[name].shots)
             regions = results["regions"].regions
             full_frames += regions is None
             area += roi.planner.last_area_fraction
@@ -98,8 +103,10 @@ def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None)
             n += 1
     finally:
         cap.release()
-    shots["full"] += len(full.flush())
-    shots["regions"] += len(roi.flush())
+    for name, proc in (("full", full), ("regions", roi)):
+        last = proc.flush()
+        shots[name] += len(last)
+        published[name].update(shot.track_id for shot in last)
     return {
         "video": video.name,
         "frame_size": size,
@@ -109,6 +116,7 @@ def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None)
         "recall": round(found / present, 4) if present else None,
         "detections": counts,
         "events": shots,
+        "tracks_published": {k: len(v) for k, v in published.items()},
         "detect_ms_mean": {k: round(v / max(n, 1), 2) for k, v in ms.items()},
         "full_frame_share": round(full_frames / max(n, 1), 3),
         "area_fraction_mean": round(area / max(n, 1), 3),
