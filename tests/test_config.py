@@ -81,6 +81,7 @@ def test_defaults_load():
         "threads": 1,
         "min_face_px": 20,
         "score_threshold": 0.8,
+        "follow_faces": True,
         "regions": {
             "enabled": True,
             "full_frame_every_s": 2.0,
