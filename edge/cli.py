@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from edge.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts: see edge/memory.py
     return int(args.func(args) or 0)
 
 

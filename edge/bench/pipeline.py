@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="detector/tracker/best_shot/enhance settings to run with")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from edge.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as `face-edge run` does, so the measured RSS is the daemon's
     cfg = load_config(args.config)
     result = run_pipeline(
         args.video,
