@@ -65,6 +65,39 @@ def test_quick_bench_models_and_outputs(quick_run):
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_crowd_clip_is_a_second_pipeline_run_with_its_own_target(tmp_path):
+    """The 'up to 5 faces' budget: the pipeline also runs on a crowd clip, reported as its own
+    run and fps target; peak RSS covers it too. (Small clip: the test is about the plumbing.)"""
+    try:
+        find_mosquitto()
+    except BrokerError:
+        pytest.skip("mosquitto not installed")
+    from edge.capture.demo import load_asset_faces, make_demo_clip
+
+    clip = make_demo_clip(
+        tmp_path / "crowd.mp4",
+        faces=load_asset_faces(),
+        seconds=2.0,
+        size=(640, 360),
+        scene="crowd",
+    )
+    args = ["bench", "--quick", "--skip", "models", "--crowd-video", str(clip)]
+    args += ["--json", str(tmp_path / "bench.json")]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(args) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    crowd = result["pipeline"]["crowd fast"]
+    assert crowd["video"] == "crowd.mp4" and crowd["frames"] > 0
+    assert crowd["faces_per_frame"]["max"] >= 4
+    fps_rows = [t for t in result["targets"] if t["target"].startswith("pipeline fps")]
+    assert len(fps_rows) == 2 and any("crowd.mp4" in t["target"] for t in fps_rows)
+    runs = [result["pipeline"]["fast"], crowd]
+    (rss,) = [t for t in result["targets"] if t["target"] == "pipeline peak RSS MB"]
+    assert rss["value"] == max(r["rss_mb"] for r in runs)
+    assert "| crowd fast | crowd.mp4 (640x360) |" in stdout.getvalue()
+
+
 def test_baseline_missing_says_how_to_make_it(tmp_path):
     rows, note = time_gfpgan_class(tmp_path / "absent.onnx", [1], QUICK)
     assert rows == [] and EXPORT_COMMAND in note

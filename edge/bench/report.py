@@ -25,12 +25,16 @@ def check_targets(result: dict) -> list[dict]:
     """Each of issue 5's targets that this run measured, with its value and whether it is met."""
     out = []
     models = result.get("models", [])
-    fast = result.get("pipeline", {}).get("fast")
-    if fast:
-        w, h = fast["frame_size"] or (0, 0)
-        faces = fast["faces_per_frame"]["max"]
-        text = f"pipeline fps, as fast as possible ({w}x{h}, at most {faces} faces in a frame)"
-        out.append(_target(text, fast["fps"], ">=", PIPELINE_FPS_TARGET))
+    for key in ("fast", "crowd fast"):
+        fast = result.get("pipeline", {}).get(key)
+        if fast:
+            w, h = fast["frame_size"] or (0, 0)
+            faces = fast["faces_per_frame"]["max"]
+            text = (
+                f"pipeline fps, as fast as possible ({fast['video']}, {w}x{h}, "
+                f"at most {faces} faces in a frame)"
+            )
+            out.append(_target(text, fast["fps"], ">=", PIPELINE_FPS_TARGET))
     for (name, size), limit in MS_TARGETS.items():
         for runtime in ("onnxruntime", "litert"):
             row = find(models, name=name, input=size, runtime=runtime, precision="int8", threads=1)
