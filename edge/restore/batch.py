@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from edge.restore.restorer import FaceRestorer, FramedRestorer, aligned_crop_framing
+from edge.restore.restorer import (
+    FaceRestorer,
+    FramedRestorer,
+    aligned_crop_framing,
+    to_square,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -26,11 +30,6 @@ class BatchSummary:
 
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _square(bgr: np.ndarray, side: int) -> np.ndarray:
-    interp = cv2.INTER_AREA if bgr.shape[0] * bgr.shape[1] > side * side else cv2.INTER_CUBIC
-    return cv2.resize(bgr, (side, side), interpolation=interp)
 
 
 def restore_folder(
@@ -54,7 +53,7 @@ def restore_folder(
             summary.failed.append((path.name, "not a readable image"))
             continue
         start = time.perf_counter()
-        out = framed(_square(image, side)) if framed else restorer(image)
+        out = framed(to_square(image, side)) if framed else restorer(image)
         spent += time.perf_counter() - start
         if not cv2.imwrite(str(out_dir / path.name), out):
             summary.failed.append((path.name, f"could not write {out_dir / path.name}"))

@@ -57,6 +57,15 @@ def model_file_name(backend: str, precision: str) -> str:
     return f"restore_student_{precision}{BACKEND_SUFFIX[backend]}"
 
 
+def to_square(bgr: np.ndarray, side: int) -> np.ndarray:
+    """`bgr` resized to side x side: area averaging to shrink, bicubic to enlarge."""
+    h, w = bgr.shape[:2]
+    if (h, w) == (side, side):
+        return bgr
+    interp = cv2.INTER_AREA if h * w > side * side else cv2.INTER_CUBIC
+    return cv2.resize(bgr, (side, side), interpolation=interp)
+
+
 def to_model_input(deg_bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """The model's input: the crop resized to the model's input size (bicubic when
     enlarging, area when shrinking), RGB, float32 in [0, 1], NCHW (1, 3, H, W)."""

@@ -59,7 +59,7 @@ import cv2
 import numpy as np
 
 from edge.restore.degrade import EVAL_PRESETS, degrade
-from edge.restore.restorer import from_model_output, to_model_input
+from edge.restore.restorer import from_model_output, to_model_input, to_square
 
 SIZE = 160
 JUDGE_BOX = (22, 22, 138, 138)  # left, top, right, bottom on the 160x160 image
@@ -121,11 +121,7 @@ def load_clean(lfw: Path, rel: str) -> np.ndarray:
 
 
 def to_size(img: np.ndarray, size: int = SIZE) -> np.ndarray:
-    h, w = img.shape[:2]
-    if (h, w) == (size, size):
-        return img
-    interp = cv2.INTER_AREA if h * w > size * size else cv2.INTER_CUBIC
-    return cv2.resize(img, (size, size), interpolation=interp)
+    return to_square(img, size)
 
 
 def degrade_seeded(clean: np.ndarray, rel: str, preset: str, seed: int = 0) -> np.ndarray:
