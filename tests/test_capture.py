@@ -348,9 +348,7 @@ def test_crowd_scene_keeps_five_people_in_view(tmp_path):
 
 def test_demo_clip_and_demo_source(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    t0 = time.monotonic()
-    path = ensure_demo_clip()
-    assert time.monotonic() - t0 < 30
+    path = ensure_demo_clip()  # rendered here (no timing asserted: that is the bench's job)
     assert path.parent == tmp_path / "face-edge" and path.suffix == ".mp4"
     cap = cv2.VideoCapture(str(path))
     assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == pytest.approx(300, abs=2)
