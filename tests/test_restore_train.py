@@ -150,3 +150,26 @@ def test_keep_light_target_and_around_preset():
     for _ in range(20):
         p = data.around_preset(rng)
         assert 1.5 < p.factor < 11 and 15 <= p.jpeg_quality <= 95
+
+
+def test_grown_student_starts_as_an_exact_copy_and_can_learn():
+    """grow_student: identity convs between the trained ones leave the output unchanged (so
+    training continues from the small model's quality), and the new convs get gradients."""
+    from tools.convert.restore.models import grow_student
+
+    torch.manual_seed(0)
+    small = Student(**STUDENT_CONFIGS["s"])
+    for p in small.parameters():  # a "trained" net: non-zero everywhere, incl. the zero-init tail
+        torch.nn.init.normal_(p, std=0.05)
+    big = grow_student(small, 2 * len(small.body))
+    x = torch.rand(2, 3, LR, LR)
+    with torch.no_grad():
+        assert torch.equal(small.eval()(x), big.eval()(x))
+    assert len(big.body) == 2 * len(small.body)
+    big.train()
+    (big(x) - torch.rand(2, 3, HR, HR)).abs().mean().backward()
+    assert all(
+        conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0 for conv in big.body
+    )
+    with pytest.raises(ValueError):
+        grow_student(small, len(small.body) - 1)
