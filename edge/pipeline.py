@@ -86,14 +86,11 @@ class FaceProcessor:
             # is still searched for where it was.
             tracks = [t.detection.box for t in self.tracker.tracks.values()]
             regions = self.planner.plan(frame.image, frame.mono_time, tracks)
+        follow = None
         if self.follow_faces:
             # Only faces found in the last frame: a missed track's box may be stale.
             follow = [t.detection.box for t in self.tracker.tracks.values() if t.updated]
-            detections = self.detector.detect(frame.image, regions, follow)
-        elif regions is None:
-            detections = self.detector.detect(frame.image)
-        else:
-            detections = self.detector.detect(frame.image, regions)
+        detections = self.detector.detect(frame.image, regions, follow)
         ms = (time.perf_counter() - start) * 1000.0
         self.detect_ms.add(ms)
         self.full_frame_share.add(1.0 if regions is None else 0.0)

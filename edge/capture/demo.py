@@ -192,11 +192,15 @@ def scene_of(spec: str) -> str:
     """The scene named by a `demo:` source (`demo:` and `demo:corridor` -> corridor,
     `demo:crowd` -> crowd). Raises ValueError for an unknown name."""
     name = str(spec).strip().partition(":")[2].strip().lower() or DEFAULT_SCENE
+    _check_scene(name)
+    return name
+
+
+def _check_scene(name: str) -> None:
     if name not in SCENES:
         raise ValueError(
             f"unknown demo scene {name!r}: use " + ", ".join(f"demo:{n}" for n in SCENES)
         )
-    return name
 
 
 def _interp(keys: tuple, t: float) -> tuple[float, ...] | None:
@@ -361,8 +365,7 @@ def make_demo_clip(
     faces = load_asset_faces() if faces is None else faces
     if not faces:
         raise ValueError("faces must not be empty")
-    if scene not in SCENES:
-        raise ValueError(f"unknown demo scene {scene!r}: use one of {sorted(SCENES)}")
+    _check_scene(scene)
     rng = np.random.default_rng(seed)
     w, h = int(size[0]), int(size[1])
     sx, sy = w / 1280.0, h / 720.0

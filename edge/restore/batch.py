@@ -15,7 +15,7 @@ from edge.restore.restorer import (
     FaceRestorer,
     FramedRestorer,
     aligned_crop_framing,
-    to_square,
+    resize_to,
 )
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -53,7 +53,7 @@ def restore_folder(
             summary.failed.append((path.name, "not a readable image"))
             continue
         start = time.perf_counter()
-        out = framed(to_square(image, side)) if framed else restorer(image)
+        out = framed(resize_to(image, (side, side))) if framed else restorer(image)
         spent += time.perf_counter() - start
         if not cv2.imwrite(str(out_dir / path.name), out):
             summary.failed.append((path.name, f"could not write {out_dir / path.name}"))

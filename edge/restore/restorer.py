@@ -57,22 +57,19 @@ def model_file_name(backend: str, precision: str) -> str:
     return f"restore_student_{precision}{BACKEND_SUFFIX[backend]}"
 
 
-def to_square(bgr: np.ndarray, side: int) -> np.ndarray:
-    """`bgr` resized to side x side: area averaging to shrink, bicubic to enlarge."""
-    h, w = bgr.shape[:2]
-    if (h, w) == (side, side):
+def resize_to(bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """`bgr` resized to hw (height, width): area averaging to shrink, bicubic to enlarge."""
+    h, w = hw
+    if bgr.shape[:2] == (h, w):
         return bgr
-    interp = cv2.INTER_AREA if h * w > side * side else cv2.INTER_CUBIC
-    return cv2.resize(bgr, (side, side), interpolation=interp)
+    interp = cv2.INTER_AREA if bgr.shape[0] * bgr.shape[1] > h * w else cv2.INTER_CUBIC
+    return cv2.resize(bgr, (w, h), interpolation=interp)
 
 
 def to_model_input(deg_bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """The model's input: the crop resized to the model's input size (bicubic when
-    enlarging, area when shrinking), RGB, float32 in [0, 1], NCHW (1, 3, H, W)."""
-    h, w = hw
-    interp = cv2.INTER_CUBIC if h * w >= deg_bgr.shape[0] * deg_bgr.shape[1] else cv2.INTER_AREA
-    x = cv2.resize(deg_bgr, (w, h), interpolation=interp)
-    x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    """The model's input: the crop resized to the model's input size (resize_to), RGB,
+    float32 in [0, 1], NCHW (1, 3, H, W)."""
+    x = cv2.cvtColor(resize_to(deg_bgr, hw), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 

@@ -59,7 +59,7 @@ import cv2
 import numpy as np
 
 from edge.restore.degrade import EVAL_PRESETS, degrade
-from edge.restore.restorer import from_model_output, to_model_input, to_square
+from edge.restore.restorer import from_model_output, resize_to, to_model_input
 
 SIZE = 160
 JUDGE_BOX = (22, 22, 138, 138)  # left, top, right, bottom on the 160x160 image
@@ -121,7 +121,7 @@ def load_clean(lfw: Path, rel: str) -> np.ndarray:
 
 
 def to_size(img: np.ndarray, size: int = SIZE) -> np.ndarray:
-    return to_square(img, size)
+    return resize_to(img, (size, size))
 
 
 def degrade_seeded(clean: np.ndarray, rel: str, preset: str, seed: int = 0) -> np.ndarray:

@@ -32,6 +32,7 @@ from tools.convert.restore.common import (
     validate,
     weighted_l1,
 )
+from tools.convert.restore.export import load_student
 from tools.convert.restore.models import (
     STUDENT_CONFIGS,
     Student,
@@ -90,12 +91,11 @@ def main(argv=None) -> None:
     student = Student(**STUDENT_CONFIGS[args.size])
     resuming = args.resume and (args.out / "last.pt").exists()
     if args.grow_from and not resuming:
-        small_state = load_ckpt(args.grow_from, torch.device("cpu"))
-        cfg_small = {k: small_state["config"][k] for k in ("nf", "n_body", "hr_nf")}
-        small = Student(**cfg_small)
-        small.load_state_dict(small_state["ema"])
-        student = grow_student(small, STUDENT_CONFIGS[args.size]["n_body"])
-        print(f"grown from {args.grow_from} ({cfg_small}) at its step {small_state['step']}")
+        small, small_state = load_student(args.grow_from)  # its EMA weights
+        student = grow_student(small, STUDENT_CONFIGS[args.size]["n_body"]).train()
+        print(
+            f"grown from {args.grow_from} ({len(small.body)} body convs, step {small_state['step']})"
+        )
     print(
         f"student '{args.size}': {count_params(student)} params, "
         f"{count_macs(student, (1, 3, args.lr_size, args.lr_size)) / 1e6:.1f} MMAC/face"
