@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from edge.best_shot import Shot
 from edge.enhance import EnhanceResult
+from edge.shots.best_shot import Shot
 
 SCHEMA_VERSION = "1.0"
 

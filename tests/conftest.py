@@ -16,8 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for `import sa
 
 from sample_event import load_schema, make_event  # noqa: E402
 
-from edge.mqtt.broker import LocalBroker, find_mosquitto  # noqa: E402
-from edge.mqtt.subscriber import SubscriberResult, run_subscriber  # noqa: E402
+from edge.commands.subscribe import SubscriberResult, run_subscriber  # noqa: E402
+from edge.publish.local_broker import LocalBroker, find_mosquitto  # noqa: E402
 
 
 def _have_mosquitto() -> bool:

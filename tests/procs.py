@@ -58,7 +58,7 @@ def write_config(tmp_path: Path, video: Path, broker, **over) -> Path:
 def daemon(config: Path, *extra: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen:
     """``face-edge run --config CONFIG`` as a child process (stderr joins stdout)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(config), *extra],
+        [sys.executable, "-m", "edge", "run", "--config", str(config), *extra],
         stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,

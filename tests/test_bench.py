@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.bench.baseline import EXPORT_COMMAND, time_gfpgan_class
-from edge.bench.timing import QUICK, Budget, time_calls
-from edge.cli import main
-from edge.mqtt.broker import BrokerError, find_mosquitto
+from edge.app.cli import main
+from edge.commands.bench.baseline import EXPORT_COMMAND, time_gfpgan_class
+from edge.commands.bench.timing import QUICK, Budget, time_calls
+from edge.publish.local_broker import BrokerError, find_mosquitto
 
 MODEL_KEYS = {"name", "runtime", "precision", "threads", "input", "p50_ms", "p95_ms"}
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge import config as C
-from edge.config_validate import SUPPORTED_KEYWORDS, SchemaValidator
-from edge.yaml_lines import load_yaml_with_lines
+from edge.config import load as C
+from edge.config.validate import SUPPORTED_KEYWORDS, SchemaValidator
+from edge.config.yaml_lines import load_yaml_with_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
@@ -696,7 +696,7 @@ def test_world_readable_warnings(tmp_path, caplog):
     assert "URI holds a password" in by_key["cameras[0].source"].message
     assert by_key["cameras[0].source"].line == 3
 
-    with caplog.at_level(logging.WARNING, logger="edge.config"):
+    with caplog.at_level(logging.WARNING, logger="edge.config.load"):
         C.load_config(cfg_file)
     assert any("readable by group/others" in r.getMessage() for r in caplog.records)
     assert not any("u:p@" in r.getMessage() for r in caplog.records)
@@ -805,7 +805,7 @@ def test_validator_agrees_with_jsonschema_on_bad_cases(case):
     _, ours = SchemaValidator(schema).validate(data, fill_defaults=False)
     assert ref_paths and ours
     # jsonschema reports unknown keys at the parent mapping, we at the key itself
-    from edge.config_validate import format_path
+    from edge.config.validate import format_path
 
     ref_keys = {format_path(p) for p in ref_paths}
     for p in ours:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import yaml
 
-from edge.config import load_config
+from edge.config.load import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", "config", "set", *args],
+        [sys.executable, "-m", "edge", "config", "set", *args],
         capture_output=True,
         text=True,
         timeout=30,

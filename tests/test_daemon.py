@@ -20,7 +20,7 @@ skimage_data = pytest.importorskip("skimage.data")
 
 def face_edge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout
     )
 
 

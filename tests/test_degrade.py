@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.restore.degrade import EVAL_PRESETS, PRESETS, degrade, random_params
+from tools.convert.restore.degrade import EVAL_PRESETS, PRESETS, degrade, random_params
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edge.detect import FaceDetector
-from edge.detect.runtime import load_model
-from edge.models import ModelIntegrityError, default_models_dir
-from edge.track import iou_matrix
+from edge.geometry import iou_matrix
+from edge.runtime.manifest import ModelIntegrityError, default_models_dir
+from edge.runtime.runners import load_model
 
 skimage_data = pytest.importorskip("skimage.data")
 cbook = pytest.importorskip("matplotlib.cbook")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edge.capture.demo import make_demo_clip
-from edge.models import default_models_dir
+from edge.runtime.manifest import default_models_dir
 
 pytest.importorskip("skimage")
 
@@ -30,7 +30,7 @@ def doctor(cfg: Path) -> tuple[int, dict]:
         [
             sys.executable,
             "-m",
-            "edge.cli",
+            "edge",
             "doctor",
             "--config",
             str(cfg),

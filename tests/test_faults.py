@@ -30,7 +30,7 @@ from procs import (
 )
 
 from edge.capture.demo import make_demo_clip
-from edge.mqtt.broker import LocalBroker, make_test_pki
+from edge.publish.local_broker import LocalBroker, make_test_pki
 
 pytest.importorskip("skimage")
 
@@ -321,7 +321,7 @@ def test_secrets_stay_out_of_logs_stats_and_config_show(tmp_path, mosquitto_auth
         rc = stop_daemon(proc)
         client.loop_stop()
     show = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "config", "show", str(cfg)],
+        [sys.executable, "-m", "edge", "config", "show", str(cfg)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -344,8 +344,8 @@ def test_wall_clock_jumps_change_stamps_only(tmp_path, face_video, mosquitto, st
     """The clock steps back 3 h, then forward 5 h, while faces stream and while events wait
     in the spool (broker down): shot cadence, uptime and delivery order do not care; the
     events' captured_at and the stats' ts follow the wall clock."""
-    from edge.config import load_config
-    from edge.daemon import Daemon
+    from edge.app.daemon import Daemon
+    from edge.config.load import load_config
 
     sub = start_subscriber(mosquitto, tmp_path / "central", client_id="central-clock")
     path = write_config(

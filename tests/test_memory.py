@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from edge.memory import limit_malloc_arenas
+from edge.app.memory import limit_malloc_arenas
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_arena_cap_is_applied_in_a_fresh_process():
-    code = "from edge.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
+    code = "from edge.app.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 

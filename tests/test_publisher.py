@@ -16,17 +16,17 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from procs import wait_until
 
-from edge.mqtt import topics
-from edge.mqtt.broker import LocalBroker, make_test_pki
-from edge.mqtt.buffered import BufferedSpool
-from edge.mqtt.publisher import (
+from edge.publish import topics
+from edge.publish.buffered import BufferedSpool
+from edge.publish.local_broker import LocalBroker, make_test_pki
+from edge.publish.publisher import (
     STATE_AUTH_FAILED,
     STATE_CONNECTED,
     STATE_TLS_ERROR,
     MqttConfigError,
     Publisher,
 )
-from edge.mqtt.spool import Spool
+from edge.publish.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -184,7 +184,7 @@ def test_broker_outage_of_10s_loses_nothing(
 _CHILD = """
 import json, sys, time
 sys.path[:0] = [{root!r}, {tests!r}]
-from edge.mqtt.publisher import Publisher
+from edge.publish.publisher import Publisher
 from sample_event import make_event
 mode, port, spool_path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 cfg = {{"host": "127.0.0.1", "port": port, "client_id": "killme", "keepalive_s": 5,
@@ -274,7 +274,7 @@ def test_unwritable_spool_dir_keeps_events_in_memory(
     one = len(json.dumps(sample_event(), separators=(",", ":"))) + len("face-edge/dev/cam/faces")
     spool = BufferedSpool(path, memory_max_mb=one * 8.5 / (1024 * 1024), retry_s=0.3)
     sub = start_subscriber(mosquitto, client_id="central-mem", reconnect_max_s=1.0)
-    caplog.set_level("INFO", logger="edge.mqtt")
+    caplog.set_level("INFO", logger="edge.publish")
     mosquitto.stop()
     pub = Publisher(mqtt_config(mosquitto), None, "dev", spool=spool)
     publish, sent = event_feeder(pub, sample_event)
@@ -285,7 +285,7 @@ def test_unwritable_spool_dir_keeps_events_in_memory(
         assert st["spool_state"] == "memory" and str(blocker) in st["spool_error"]
         assert st["spool_depth"] == 8 and st["spool_memory_depth"] == 8
         assert st["spool_memory_dropped"] == 2 and st["spool_evicted"] == 2
-        logged = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt.buffered"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "edge.publish.buffered"]
         assert sum("holding events in memory" in m for m in logged) == 1, logged  # once
         mosquitto.start()
         assert pub.flush(20), pub.stats()
@@ -310,7 +310,7 @@ def test_unwritable_spool_dir_keeps_events_in_memory(
         assert pub.flush(20), pub.stats()
         assert sub.wait_for(12, 15)
         assert set(sub.stored_ids()) == set(sent[2:])  # none lost within the memory bound
-        logged = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt.buffered"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "edge.publish.buffered"]
         assert sum("holding events in memory" in m for m in logged) == 1, logged
     finally:
         pub.stop(2)
@@ -320,8 +320,8 @@ def test_unwritable_spool_dir_keeps_events_in_memory(
 _DISK_FULL_CHILD = """
 import json, os, resource, sys, time
 sys.path[:0] = [{root!r}, {tests!r}]
-from edge.mqtt.buffered import BufferedSpool
-from edge.mqtt.publisher import Publisher
+from edge.publish.buffered import BufferedSpool
+from edge.publish.publisher import Publisher
 from sample_event import make_event
 port, spool_path = int(sys.argv[1]), sys.argv[2]
 cfg = {{"host": "127.0.0.1", "port": port, "client_id": "full", "keepalive_s": 5,
@@ -505,7 +505,7 @@ def test_expired_broker_certificate_is_named_and_retried_with_backoff(
 ) -> None:
     pki = make_test_pki(tmp_path / "pki", server_validity=("20200101000000Z", "20200201000000Z"))
     broker = LocalBroker(tls=True, pki=pki)
-    caplog.set_level("INFO", logger="edge.mqtt")
+    caplog.set_level("INFO", logger="edge.publish")
     pub = Publisher(
         _tls_only_cfg(mqtt_config, broker, pki["ca_file"], "127.0.0.1"),
         {"path": tmp_path / "s.sqlite"},
@@ -633,7 +633,7 @@ def test_inflight_is_bounded_and_backlog_drains_in_order(
 
 
 def test_ensure_broker_for_demo_mode(mqtt_config, tmp_path) -> None:
-    from edge.mqtt.broker import ensure_broker
+    from edge.publish.local_broker import ensure_broker
 
     cfg, broker = ensure_broker(
         {"host": None, "port": 1883, "username": "x", "tls": {"enabled": True}}
@@ -656,7 +656,7 @@ def test_ensure_broker_for_demo_mode(mqtt_config, tmp_path) -> None:
 def test_python_written_password_file_is_accepted(
     mosquitto_auth_tls, mqtt_config, tmp_path
 ) -> None:
-    from edge.mqtt.broker import mosquitto_password_line
+    from edge.publish.local_broker import mosquitto_password_line
 
     b = mosquitto_auth_tls
     b.password_file.write_text(mosquitto_password_line("py-user", "py-pass") + "\n")

@@ -19,12 +19,12 @@ from edge.capture.demo import (
     ensure_demo_clip,
     load_asset_faces,
 )
-from edge.config import camera_settings, load_config, load_config_text
+from edge.config.load import camera_settings, load_config, load_config_text
 from edge.detect import FaceDetector
 from edge.detect.motion import MotionDetector
 from edge.detect.regions import RegionPlanner, RegionSettings, grow, merge
-from edge.pipeline import FaceProcessor
-from edge.track import iou_matrix
+from edge.geometry import iou_matrix
+from edge.pipeline.processor import FaceProcessor
 from edge.types import Frame
 from tools.eval.region_recall import compare
 

@@ -13,18 +13,18 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.align import align_face
 from edge.enhance import EnhancementStage
-from edge.models import ModelIntegrityError, default_models_dir
-from edge.restore.degrade import degrade
-from edge.restore.restorer import (
+from edge.enhance.restorer import (
     MODEL_FRAMING,
     FaceRestorer,
     FramedRestorer,
     aligned_crop_framing,
     framing_matrix,
 )
+from edge.runtime.manifest import ModelIntegrityError, default_models_dir
+from edge.shots.align import align_face
 from tests.test_shots import ASTRONAUT_LM
+from tools.convert.restore.degrade import degrade
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared" / "data" / "faces" / "lfw"
@@ -166,7 +166,7 @@ def test_restore_command_on_a_folder(tmp_path, lfw_faces):
         names.append(name)
     (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (src / "notes.txt").write_text("not an image, ignored")
-    cmd = [sys.executable, "-m", "edge.cli", "restore", str(src), str(dst)]
+    cmd = [sys.executable, "-m", "edge", "restore", str(src), str(dst)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1, res.stderr  # one image could not be read
     assert "broken.jpg" in res.stderr and "restored 4 faces" in res.stdout

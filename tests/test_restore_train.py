@@ -140,7 +140,7 @@ def test_checkpoint_resume_and_export(tmp_path):
 
 
 def test_keep_light_target_and_around_preset():
-    from edge.restore.degrade import PRESETS
+    from tools.convert.restore.degrade import PRESETS
 
     img = _astronaut_face()
     assert data.apply_light(img, PRESETS["x4"]) is img

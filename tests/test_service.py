@@ -96,7 +96,7 @@ def test_notify_reload_and_terminate(tmp_path, clip, mosquitto):
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(cfg), "--quiet"],
+        [sys.executable, "-m", "edge", "run", "--config", str(cfg), "--quiet"],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -151,7 +151,7 @@ def test_ready_and_watchdog_wait_for_frames(tmp_path, clip, mosquitto):
     notify = NotifySocket(tmp_path / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(cfg), "--quiet"],
+        [sys.executable, "-m", "edge", "run", "--config", str(cfg), "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.align import align_face, similarity_transform, template_for
-from edge.best_shot import BestShotSelector
 from edge.enhance import EnhancementStage
-from edge.quality import estimate_pose, score_shot
+from edge.shots.align import align_face, similarity_transform, template_for
+from edge.shots.best_shot import BestShotSelector
+from edge.shots.quality import estimate_pose, score_shot
 from edge.track import Tracker
 from edge.types import Detection, Frame
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from procs import JumpClock
 
-from edge.mqtt import spool as spool_mod
-from edge.mqtt.buffered import UNKNOWN_DISK_BASE, BufferedSpool
-from edge.mqtt.spool import Spool, SpoolTooLargeError, SpoolUnavailableError, default_spool_path
+from edge.publish import spool as spool_mod
+from edge.publish.buffered import UNKNOWN_DISK_BASE, BufferedSpool
+from edge.publish.spool import Spool, SpoolTooLargeError, SpoolUnavailableError, default_spool_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_survives_sigkill(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from edge.mqtt.spool import Spool\n"
+        "from edge.publish.spool import Spool\n"
         f"sp = Spool({str(path)!r}, 5, 1)\n"
         "for i in range(25):\n"
         "    sp.put('t/x', b'payload-%d' % i, 1)\n"
@@ -181,7 +181,7 @@ def _blocked_path(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_buffered_spool_holds_in_memory_and_moves_to_disk(tmp_path: Path, caplog) -> None:
     blocker, path = _blocked_path(tmp_path)
-    caplog.set_level("INFO", logger="edge.mqtt.buffered")
+    caplog.set_level("INFO", logger="edge.publish.buffered")
     sp = BufferedSpool(path, 1, 1, memory_max_mb=3500 / (1024 * 1024), retry_s=0.1)
     ids = [sp.put("t", bytes(999), 1) for _ in range(5)]  # 1000 bytes each: 3 fit
     st = sp.stats()

@@ -13,8 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.mqtt import subscriber
-from edge.mqtt.publisher import Publisher
+from edge.commands import subscribe as subscriber
+from edge.publish.publisher import Publisher
 
 
 def raw_client(broker) -> mqtt.Client:

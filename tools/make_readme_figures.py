@@ -11,11 +11,11 @@ from pathlib import Path
 
 import cv2
 
-from edge.annotate import annotate_frame, contact_sheet
+from edge.app.daemon import build_detector, build_enhancer
 from edge.capture.demo import ensure_demo_clip
-from edge.config import camera_settings, load_config
-from edge.daemon import build_detector, build_enhancer
-from edge.pipeline import FaceProcessor
+from edge.commands.annotate import annotate_frame, contact_sheet
+from edge.config.load import camera_settings, load_config
+from edge.pipeline.processor import FaceProcessor
 from edge.types import Frame
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edge.capture.source import SourceError
-from edge.config import redact_uri  # one masking rule for logs, stats and `config show`
+from edge.config.load import redact_uri  # one masking rule for logs, stats and `config show`
 
 log = logging.getLogger(__name__)
 

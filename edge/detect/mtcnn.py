@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect.runtime import load_model
-from edge.models import default_models_dir, load_manifest
-from edge.track import iou_matrix
+from edge.geometry import iou_matrix
+from edge.runtime.manifest import default_models_dir, load_manifest
+from edge.runtime.runners import load_model
 from edge.types import Detection
 
 PNET_STRIDE, PNET_CELL = 2, 12

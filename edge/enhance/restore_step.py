@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.restore.restorer import FaceRestorer, FramedRestorer, aligned_crop_framing
+from edge.enhance.restorer import FaceRestorer, FramedRestorer, aligned_crop_framing
 
 
 class RestoreStep:

@@ -3,7 +3,7 @@ weights) to ONNX for `face-edge bench`, with its parameter count and MACs beside
 
     python -m tools.bench.export_gfpgan_class [--out PATH]
 
-Default PATH: edge.bench.baseline.default_gfpgan_path() (the user's face-edge cache), where
+Default PATH: edge.commands.bench.baseline.default_gfpgan_path() (the user's face-edge cache), where
 `face-edge bench` looks for it.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from edge.bench.baseline import SIDE, default_gfpgan_path
+from edge.commands.bench.baseline import SIDE, default_gfpgan_path
 from tools.bench.gfpgan_class_arch import GFPGANClass
 
 

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from edge.detect import FaceDetector
-from edge.track import iou_matrix
+from edge.geometry import iou_matrix
 
 VARIANTS = [("onnx", "int8"), ("onnx", "fp32"), ("tflite", "int8"), ("tflite", "fp32")]
 SIZE_BINS = [

@@ -26,10 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import camera_settings, load_config
-from edge.daemon import build_detector
-from edge.pipeline import FaceProcessor
-from edge.track import iou_matrix
+from edge.app.daemon import build_detector
+from edge.config.load import camera_settings, load_config
+from edge.geometry import iou_matrix
+from edge.pipeline.processor import FaceProcessor
 from edge.types import Frame
 
 DEFAULT_VIDEOS = (

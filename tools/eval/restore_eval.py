@@ -10,7 +10,7 @@ Protocol (fixed so numbers compare across runs):
 - Images: LFW deep-funneled 160x160 crops, the images named by the standard ``pairs.txt``.
   ``--pairs N`` takes, in every fold, the first N/(2*folds) same-person pairs and the first
   N/(2*folds) different-person pairs (600 -> 30 + 30 per fold, 10 folds); ``all`` = 6,000.
-- For each preset: clean image -> ``edge.restore.degrade.degrade(clean, preset, rng)`` with a
+- For each preset: clean image -> ``tools.convert.restore.degrade.degrade(clean, preset, rng)`` with a
   seeded rng per (image, preset) (seed = crc32 of "relpath|preset" and ``--seed``), so every
   restorer sees the same degraded input and an image's degradation does not depend on N ->
   restorer -> 160x160 BGR (output resized with INTER_AREA when larger, INTER_CUBIC when
@@ -30,7 +30,7 @@ Protocol (fixed so numbers compare across runs):
 Restorers are a small registry (``RESTORERS``): ``bicubic``, ``classical`` and model files
 ``onnx:PATH``, ``tflite:PATH``, ``torch:PATH`` (TorchScript). A spec may carry a label,
 ``student_int8=onnx:models/quantized/student_int8.onnx``. The model I/O contract is in
-``edge.restore.restorer.to_model_input`` / ``from_model_output``.
+``edge.enhance.restorer.to_model_input`` / ``from_model_output``.
 
 Clean-image descriptors are cached under ``--cache-dir`` (var/eval/restore/cache); per-image
 PSNR/SSIM and descriptors go to ``OUT/per_image.npz`` (to score other pair subsets without
@@ -58,8 +58,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.restore.degrade import EVAL_PRESETS, degrade
-from edge.restore.restorer import from_model_output, resize_to, to_model_input
+from edge.enhance.restorer import from_model_output, resize_to, to_model_input
+from tools.convert.restore.degrade import EVAL_PRESETS, degrade
 
 SIZE = 160
 JUDGE_BOX = (22, 22, 138, 138)  # left, top, right, bottom on the 160x160 image
@@ -323,7 +323,7 @@ class ProductChain:
 
     def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
         from edge.enhance.classical import Denoise, LowLightCorrection
-        from edge.restore.restorer import FaceRestorer
+        from edge.enhance.restorer import FaceRestorer
 
         self.steps: list[Callable[[np.ndarray], np.ndarray]] = []
         for name in arg.split("+"):

@@ -20,7 +20,7 @@ by reflection and weighted `PAD_WEIGHT` in the losses (the returned mask). Train
 jitter of the size of LFW's own spread (scale +-8 %, shift +-4 px, rotation +-5 deg, flips).
 
 Each item: (degraded LR input, `lr` x `lr`, RGB float [0,1] CHW; clean HR target `hr` x `hr`;
-loss weight mask 1 x hr x hr). The LR input is `edge.restore.degrade.degrade` of the HR crop
+loss weight mask 1 x hr x hr). The LR input is `tools.convert.restore.degrade.degrade` of the HR crop
 with, in training, `random_params` or (share `preset_mix`) `around_preset`, a jittered
 evaluation preset; in validation a fixed seeded `random_params` draw or a named preset. It is
 resized to `lr` x `lr` (area when shrinking; bilinear/bicubic when enlarging, as a runtime
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edge.restore.degrade import PRESETS, DegradeParams, degrade, random_params
+from tools.convert.restore.degrade import PRESETS, DegradeParams, degrade, random_params
 
 DEFAULT_UTK = Path(__file__).resolve().parents[3].parent / "shared/data/faces/utkface"
 DEFAULT_LFW = Path(__file__).resolve().parents[3].parent / "shared/data/faces/lfw"

@@ -1,0 +1,1 @@
+"""The process: the `face-edge` command line, the daemon and its systemd integration."""

@@ -1,0 +1,129 @@
+"""Per-model timings: the MTCNN detector per frame (640x360 and 1280x720) and the restoration
+network per face, for each runtime, precision and thread count."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.commands.bench.timing import Budget, time_calls
+from edge.detect.mtcnn import FaceDetector
+from edge.enhance.restorer import FaceRestorer, model_file_name
+from edge.runtime.manifest import ModelIntegrityError, default_models_dir, load_manifest
+
+log = logging.getLogger(__name__)
+
+DETECTOR_SIZES = ((640, 360), (1280, 720))
+RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "litert"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    backend: str  # "onnx" or "tflite"
+    precision: str  # "int8" or "fp32"
+    threads: int
+
+    def fields(self) -> dict:
+        return {
+            "runtime": RUNTIME_NAMES[self.backend],
+            "precision": self.precision,
+            "threads": self.threads,
+        }
+
+
+def variants(backends: list[str], threads: list[int]) -> list[Variant]:
+    return [Variant(b, p, t) for b in backends for p in ("int8", "fp32") for t in threads]
+
+
+def sample_frames(video: Path, count: int = 8) -> list[np.ndarray]:
+    """`count` frames spread over the clip: detector time depends on what is in the frame."""
+    cap = cv2.VideoCapture(str(video))
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+        frames = []
+        for k in range(count):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int((k + 0.5) * total / count))
+            ok, image = cap.read()
+            if ok:
+                frames.append(image)
+    finally:
+        cap.release()
+    if not frames:
+        raise RuntimeError(f"cannot read frames from {video}")
+    return frames
+
+
+def face_crop(frames: list[np.ndarray]) -> np.ndarray:
+    """A real face from the frames (the largest detection), else the middle of a frame."""
+    detector = FaceDetector()
+    best = None
+    for image in frames:
+        for d in detector.detect(image):
+            if best is None or d.height > best[1].height:
+                best = (image, d)
+    if best is None:
+        h, w = frames[0].shape[:2]
+        s = min(h, w) // 3
+        return frames[0][h // 2 - s // 2 : h // 2 + s // 2, w // 2 - s // 2 : w // 2 + s // 2]
+    image, d = best
+    x1, y1, x2, y2 = (int(round(v)) for v in d.box)
+    h, w = image.shape[:2]
+    return image[max(0, y1) : min(h, y2), max(0, x1) : min(w, x2)]
+
+
+def detector_rows(
+    frames: list[np.ndarray], todo: list[Variant], budget: Budget, models_dir: Path | None
+) -> list[dict]:
+    rows = []
+    for size in DETECTOR_SIZES:
+        scaled = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        for v in todo:
+            det = FaceDetector(
+                backend=v.backend, precision=v.precision, threads=v.threads, models_dir=models_dir
+            )
+            timing = time_calls(lambda i, d=det, fs=scaled: d.detect(fs[i % len(fs)]), budget)
+            rows.append(
+                {
+                    "name": "detector",
+                    **v.fields(),
+                    "input": f"{size[0]}x{size[1]}",
+                    **timing.as_dict(),
+                }
+            )
+            log.info("detector %s %s: %s", size, v, timing)
+    return rows
+
+
+def restorer_rows(
+    crop: np.ndarray, todo: list[Variant], budget: Budget, models_dir: Path | None
+) -> tuple[list[dict], str]:
+    """Rows for the restorer variants listed in the models' manifest (checksums verified),
+    and a note naming the ones that are not."""
+    models_dir = Path(models_dir) if models_dir else default_models_dir()
+    try:
+        listed = load_manifest(models_dir).get("models", {})
+    except ModelIntegrityError as e:
+        return [], f"restorer skipped: {e}"
+    rows, missing = [], []
+    for v in todo:
+        name = model_file_name(v.backend, v.precision)
+        if name not in listed:
+            missing.append(name)
+            continue
+        restorer = FaceRestorer(v.backend, v.precision, v.threads, models_dir)
+        # The whole per-face cost: resize to the model's input, the network, back to BGR uint8.
+        timing = time_calls(lambda _i, r=restorer: r(crop), budget)
+        side = restorer.input_side
+        rows.append(
+            {"name": "restorer", **v.fields(), "input": f"{side}x{side} face", **timing.as_dict()}
+        )
+        log.info("restorer %s: %s", v, timing)
+    note = ""
+    if missing:
+        names = ", ".join(sorted(set(missing)))
+        note = f"restorer rows skipped: {names} not listed in {models_dir / 'manifest.json'}"
+    return rows, note

@@ -1,0 +1,154 @@
+"""`face-edge enhance INPUT --out DIR`: a video, an image or a folder of images through the
+same pipeline as the daemon, writing events.jsonl (the MQTT form, crops as files beside it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from edge.pipeline.processor import EventBuilder, FaceProcessor
+from edge.shots.best_shot import Shot
+from edge.types import Frame
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class Progress:
+    """One self-overwriting stderr line, at most every half second."""
+
+    def __init__(self, total: int | None, label: str):
+        self.total, self.label = total, label
+        self._last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, extra: str = "", force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.5:
+            return
+        self._last = now
+        total = f"/{self.total}" if self.total else ""
+        pct = f" {100 * done / self.total:5.1f}%" if self.total else ""
+        line = f"{self.label}: {done}{total}{pct} {extra}"
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+class EventWriter:
+    """Appends events to events.jsonl and writes their crops into crops/."""
+
+    def __init__(self, out_dir: Path, builder: EventBuilder):
+        self.out_dir = out_dir
+        (out_dir / "crops").mkdir(parents=True, exist_ok=True)
+        self.builder = builder
+        self._jsonl = open(out_dir / "events.jsonl", "a", encoding="utf-8")
+        self.count = 0
+
+    def write(self, shot: Shot) -> dict:
+        def paths(event_id: str) -> tuple[str, str]:
+            return f"crops/{event_id}_original.jpg", f"crops/{event_id}_enhanced.jpg"
+
+        event, orig_jpeg, enh_jpeg = self.builder(shot, crop_paths=paths)
+        (self.out_dir / event["original"]["path"]).write_bytes(orig_jpeg)
+        (self.out_dir / event["enhanced"]["path"]).write_bytes(enh_jpeg)
+        self._jsonl.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._jsonl.flush()
+        self.count += 1
+        return event
+
+    def close(self) -> None:
+        self._jsonl.close()
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def process_images(paths: list[Path], processor: FaceProcessor, writer: EventWriter) -> dict:
+    """Every face of every image is published (reason "image"): there is no track to choose from."""
+    progress = Progress(len(paths), "images")
+    unreadable = 0
+    for i, path in enumerate(paths):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            unreadable += 1
+            print(f"skipped unreadable image: {path}", file=sys.stderr)
+            continue
+        now = time.time()
+        frame = Frame(image=image, index=i, wall_time=now, mono_time=float(i), camera=path.name)
+        detections = processor.detector.detect(image)
+        for n, det in enumerate(detections):
+            if det.height < processor.selector.min_face_px:
+                continue
+            shot = processor.selector.make_shot(frame, n + 1, det)
+            shot.reason, shot.shot_index = "image", 0
+            writer.write(shot)
+        progress.update(i + 1, f"events {writer.count}")
+    progress.update(len(paths), f"events {writer.count}", force=True)
+    progress.close()
+    return {"images": len(paths), "unreadable": unreadable, "events": writer.count}
+
+
+def process_video(path: Path, processor: FaceProcessor, writer: EventWriter) -> dict:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise OSError(f"cannot open video {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    progress = Progress(total, "frames")
+    start_wall = time.time()
+    frames = broken = 0
+    size = None
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        # Video time, not processing time, drives the tracker: offline runs faster than real time.
+        video_t = frames / fps
+        frames += 1
+        if (
+            image is None
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or (size and image.shape != size)
+        ):
+            broken += 1
+            continue
+        size = size or image.shape
+        frame = Frame(
+            image=image, index=frames - 1, wall_time=start_wall + video_t, mono_time=video_t
+        )
+        for shot in processor.process(frame).shots:
+            writer.write(shot)
+        progress.update(frames, f"events {writer.count}")
+    cap.release()
+    for shot in processor.flush():
+        writer.write(shot)
+    progress.update(frames, f"events {writer.count}", force=True)
+    progress.close()
+    if total and frames < total:
+        # A truncated file ends early: say how much of it could not be decoded.
+        broken += total - frames
+    return {"frames": frames, "broken": broken, "events": writer.count, "fps": fps}
+
+
+def run_enhance(
+    input_path: Path, out_dir: Path, processor: FaceProcessor, builder: EventBuilder
+) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = EventWriter(out_dir, builder)
+    try:
+        if input_path.is_dir():
+            return process_images(list_images(input_path), processor, writer)
+        if input_path.suffix.lower() in IMAGE_SUFFIXES:
+            return process_images([input_path], processor, writer)
+        return process_video(input_path, processor, writer)
+    finally:
+        writer.close()

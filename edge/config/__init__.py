@@ -1,0 +1,26 @@
+"""The configuration: YAML with line numbers, checking against the schema, the effective
+settings per camera, and the comment-keeping editor behind `config set`."""
+
+from edge.config.load import (
+    ConfigError,
+    camera_settings,
+    check_config,
+    check_config_text,
+    default_config,
+    load_config,
+    load_config_text,
+    redacted,
+    resolve_device_id,
+)
+
+__all__ = [
+    "ConfigError",
+    "camera_settings",
+    "check_config",
+    "check_config_text",
+    "default_config",
+    "load_config",
+    "load_config_text",
+    "redacted",
+    "resolve_device_id",
+]

@@ -1,0 +1,120 @@
+"""Decide which face shots of a track are worth publishing: the best one per interval,
+one when the track ends, and a new one when the head turns markedly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.shots.align import align_face
+from edge.shots.quality import Pose, Quality, estimate_pose, score_shot
+from edge.track import Track
+from edge.types import Detection, Frame
+
+# Two pose-change shots of one track are at least this far apart, so a jittery
+# landmark estimate cannot flood the broker.
+MIN_POSE_SHOT_GAP_S = 1.0
+
+
+@dataclass(slots=True)
+class Shot:
+    track_id: int
+    detection: Detection
+    crop: np.ndarray  # aligned, unenhanced BGR crop: what the camera really saw
+    pose: Pose
+    quality: Quality
+    wall_time: float
+    mono_time: float
+    frame_size: tuple[int, int]  # width, height
+    frame_index: int
+    reason: str = ""
+    shot_index: int = 0
+
+
+@dataclass
+class _TrackShots:
+    candidate: Shot | None = None
+    published: int = 0
+    last_time: float | None = None
+    last_pose: Pose | None = None
+    last_quality: float = -1.0
+
+
+class BestShotSelector:
+    def __init__(self, settings: dict, min_hits: int = 2):
+        self.interval_s = float(settings["publish_interval_s"])
+        self.first_after_s = float(settings.get("first_shot_after_s", 1.0))
+        self.pose_change_deg = float(settings["pose_change_deg"])
+        self.min_quality = float(settings["min_quality"])
+        self.min_face_px = float(settings["min_face_px"])
+        self.crop_size = int(settings["crop_size"])
+        self.margin = float(settings["margin"])
+        self.min_hits = min_hits
+
+    def make_shot(self, frame: Frame, track_id: int, det: Detection) -> Shot:
+        crop, _ = align_face(frame.image, det.landmarks, self.crop_size, self.margin)
+        pose = estimate_pose(det.landmarks)
+        quality = score_shot(crop, det.height, pose)
+        h, w = frame.image.shape[:2]
+        return Shot(
+            track_id=track_id,
+            detection=det,
+            crop=crop,
+            pose=pose,
+            quality=quality,
+            wall_time=frame.wall_time,
+            mono_time=frame.mono_time,
+            frame_size=(w, h),
+            frame_index=frame.index,
+        )
+
+    def on_frame(self, frame: Frame, seen: list[Track], ended: list[Track]) -> list[Shot]:
+        """Shots to publish after this frame."""
+        out: list[Shot] = []
+        now = frame.mono_time
+        for track in seen:
+            if track.hits < self.min_hits or track.detection.height < self.min_face_px:
+                continue
+            st: _TrackShots = track.state.setdefault("shots", _TrackShots())
+            shot = self.make_shot(frame, track.track_id, track.detection)
+            if shot.quality.overall < self.min_quality:
+                continue
+            if st.candidate is None or shot.quality.overall > st.candidate.quality.overall:
+                st.candidate = shot
+            if st.published == 0:
+                if track.age_s >= self.first_after_s:
+                    out.append(self._publish(st, st.candidate, "first", now))
+            elif self._pose_changed(st, shot) and now - st.last_time >= MIN_POSE_SHOT_GAP_S:
+                out.append(self._publish(st, shot, "pose_change", now))
+            elif now - st.last_time >= self.interval_s:
+                out.append(self._publish(st, st.candidate, "interval", now))
+        for track in ended:
+            out.extend(self.on_track_end(track))
+        return out
+
+    def on_track_end(self, track: Track) -> list[Shot]:
+        st: _TrackShots | None = track.state.get("shots")
+        if st is None or st.candidate is None:
+            return []
+        if st.published and st.candidate.quality.overall <= st.last_quality:
+            return []
+        return [self._publish(st, st.candidate, "track_end", track.last_seen)]
+
+    def _pose_changed(self, st: _TrackShots, shot: Shot) -> bool:
+        if st.last_pose is None:
+            return False
+        return (
+            abs(shot.pose.yaw - st.last_pose.yaw) >= self.pose_change_deg
+            or abs(shot.pose.pitch - st.last_pose.pitch) >= self.pose_change_deg
+        )
+
+    def _publish(self, st: _TrackShots, shot: Shot, reason: str, now: float) -> Shot:
+        shot.reason = reason
+        shot.shot_index = st.published
+        st.published += 1
+        st.last_time = now
+        st.last_pose = shot.pose
+        st.last_quality = shot.quality.overall
+        st.candidate = None
+        return shot
