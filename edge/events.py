@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -13,6 +14,13 @@ from edge.enhance import EnhanceResult
 from edge.shots.best_shot import Shot
 
 SCHEMA_VERSION = "1.0"
+
+
+class EventSink(Protocol):
+    """Where finished events go: the MQTT publisher in the daemon, a timed wrapper in the
+    benchmark. Returns the sink's own id for the event (the publisher's spool row)."""
+
+    def publish_event(self, camera: str, event: dict) -> object: ...
 
 
 def iso_utc(ts: float) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from edge.geometry import iou_matrix
+from edge.settings import TrackerSettings
 from edge.types import Detection
+
+_DEFAULTS = TrackerSettings()
 
 
 @dataclass
@@ -30,12 +35,23 @@ class Track:
 class Tracker:
     """Associates detections with live tracks; ends tracks unseen for `max_missed_s`."""
 
-    def __init__(self, iou_threshold: float = 0.3, max_missed_s: float = 1.0, min_hits: int = 2):
+    def __init__(
+        self,
+        iou_threshold: float = _DEFAULTS.iou_threshold,
+        max_missed_s: float = _DEFAULTS.max_missed_s,
+        min_hits: int = _DEFAULTS.min_hits,
+    ):
         self.iou_threshold = iou_threshold
         self.max_missed_s = max_missed_s
         self.min_hits = min_hits
         self.tracks: dict[int, Track] = {}
         self._next_id = 1
+
+    @classmethod
+    def from_settings(cls, settings: TrackerSettings | Mapping[str, Any]) -> Tracker:
+        """A tracker for a camera's `tracker` settings (a config dict still works)."""
+        s = TrackerSettings.coerce(settings)
+        return cls(float(s.iou_threshold), float(s.max_missed_s), int(s.min_hits))
 
     def update(self, detections: list[Detection], now: float) -> tuple[list[Track], list[Track]]:
         """Returns (tracks seen in this frame, tracks that ended now)."""

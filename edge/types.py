@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels, x2/y2 exclusive
 
 
 @dataclass(slots=True)
@@ -42,4 +44,3 @@ class Frame:
     wall_time: float  # time.time() at capture: for captured_at
     mono_time: float  # time.monotonic() at capture: for intervals and latency
     camera: str = ""
-    extra: dict = field(default_factory=dict)

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from edge.app.cli import main
 from edge.commands.bench.baseline import EXPORT_COMMAND, time_gfpgan_class
 from edge.commands.bench.timing import QUICK, Budget, time_calls
-from edge.publish.local_broker import BrokerError, find_mosquitto
 
 MODEL_KEYS = {"name", "runtime", "precision", "threads", "input", "p50_ms", "p95_ms"}
 
@@ -21,10 +21,7 @@ MODEL_KEYS = {"name", "runtime", "precision", "threads", "input", "p50_ms", "p95
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> tuple[dict, str, Path]:
     """One `face-edge bench --quick` for the module: (the JSON, the Markdown, its folder)."""
-    try:
-        find_mosquitto()
-    except BrokerError:
-        pytest.skip("mosquitto not installed")
+    require("mosquitto")
     out = tmp_path_factory.mktemp("bench")
     args = ["bench", "--quick", "--json", str(out / "bench.json"), "--plot", str(out / "bench.png")]
     stdout = io.StringIO()
@@ -65,13 +62,10 @@ def test_quick_bench_models_and_outputs(quick_run):
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.requires("mosquitto")
 def test_crowd_clip_is_a_second_pipeline_run_with_its_own_target(tmp_path):
     """The 'up to 5 faces' budget: the pipeline also runs on a crowd clip, reported as its own
     run and fps target; peak RSS covers it too. (Small clip: the test is about the plumbing.)"""
-    try:
-        find_mosquitto()
-    except BrokerError:
-        pytest.skip("mosquitto not installed")
     from edge.capture.demo import load_asset_faces, make_demo_clip
 
     clip = make_demo_clip(

@@ -3,7 +3,6 @@ reconnects, picamera2 laziness, HTTP MJPEG and the demo clip."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -19,28 +18,27 @@ from procs import MJPEGServer
 from edge.capture import (
     CallableGrabber,
     FrameSource,
+    Source,
     SourceError,
     open_source,
-    parse_uri,
+    parse_source,
     redact_uri,
+    source_problem,
 )
 from edge.capture.demo import (
     ASSETS_DIR,
     demo_clip_key,
     ensure_demo_clip,
-    head_crop,
+    load_asset_faces,
     make_demo_clip,
 )
+from edge.settings import CaptureSettings
 
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5}
 
 
 def _faces() -> list[np.ndarray]:
-    skdata = pytest.importorskip("skimage.data")
-    cbook = pytest.importorskip("matplotlib.cbook")
-    astronaut = np.ascontiguousarray(skdata.astronaut()[..., ::-1])  # RGB -> BGR
-    hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    return [head_crop(astronaut, "astronaut"), head_crop(hopper, "grace_hopper")]
+    return load_asset_faces()
 
 
 @pytest.fixture(scope="module")
@@ -99,47 +97,95 @@ def test_file_source_loops(clip):
 
 
 def test_file_source_paces_at_real_time(clip):
+    # Behaviour, not speed: a paced source never runs ahead of the file's 25 fps (unpaced,
+    # these frames come in a few ms each). A slow or busy machine only delivers fewer frames,
+    # so there is no lower bound on the rate here; how fast a box goes is `face-edge bench`'s.
     src = open_source(clip.as_uri(), camera="c", options={"loop": True, "realtime": True})
     with src:
         t0 = time.monotonic()
         frames = _drain(src, 2.0)
         elapsed = time.monotonic() - t0
         stats = src.stats()
-    rate = len(frames) / elapsed
-    assert 12 < rate < 40, rate  # 25 fps nominal; generous for a shared CI box
-    assert 12 < stats["fps"] < 40 and stats["nominal_fps"] == pytest.approx(25, abs=1)
+    assert len(frames) >= 2 and stats["nominal_fps"] == pytest.approx(25, abs=1)
+    assert len(frames) / elapsed < 40 and stats["fps"] < 40, (len(frames), elapsed, stats)
+    # Frame i is read no earlier than i / 25 s after its pass started (the schedule restarts
+    # only when the reader is more than 0.5 s late), so frame times span the index range,
+    # give or take that 0.5 s and a frame; unpaced, the span would be a few ms per frame.
+    first, last = frames[0], frames[-1]
+    assert last.mono_time - first.mono_time >= (last.index - first.index - 1) / 25 - 0.5
 
 
 def test_file_source_as_fast_as_possible_never_drops(clip):
     src = open_source(clip.as_uri(), camera="c", options={"loop": False, "realtime": False})
     with src:
-        t0 = time.monotonic()
         frames = []
         while (f := src.read(5.0)) is not None:
             frames.append(f)
             if len(frames) <= 10:
                 time.sleep(0.05)  # a slow consumer: the reader waits for it
-        elapsed = time.monotonic() - t0
     assert [f.index for f in frames] == list(range(50))
     assert src.stats()["dropped"] == 0
-    assert elapsed < 1.6  # 2 s of video, 10 x 50 ms of it spent sleeping
+
+
+def test_file_source_not_realtime_is_not_paced(tmp_path):
+    # A 1 fps file: paced, its 20 frames would take 19 s; unpaced they take milliseconds.
+    # The 8 s bound tells the two apart with room for any machine (a deadline, not a speed).
+    path = tmp_path / "slow.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 1, (64, 48))
+    for i in range(20):
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    writer.release()
+    src = open_source(path.as_uri(), camera="c", options={"loop": False, "realtime": False})
+    with src:
+        t0 = time.monotonic()
+        frames = _drain(src, 30)
+        elapsed = time.monotonic() - t0
+        nominal = src.stats()["nominal_fps"]
+    assert nominal == pytest.approx(1) and [f.index for f in frames] == list(range(20))
+    assert elapsed < 8.0, elapsed
+
+
+def test_open_source_takes_typed_capture_settings(clip):
+    defaults = CaptureSettings()
+    src = open_source(clip.as_uri(), camera="c")
+    assert (src.loop, src.realtime, src.reconnect_min_s, src.reconnect_max_s) == (
+        defaults.loop,
+        defaults.realtime,
+        defaults.reconnect_min_s,
+        defaults.reconnect_max_s,
+    )
+    options = CaptureSettings(loop=False, realtime=False, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    src = open_source(clip.as_uri(), camera="c", options=options)
+    assert (src.loop, src.realtime, src.lossless) == (False, False, True)
+    assert (src.reconnect_min_s, src.reconnect_max_s) == (0.1, 0.5)
+    with src:
+        frames = _drain(src, 20)
+    assert src.ended and [f.index for f in frames] == list(range(50))
+    # a config dict still works (null: the default) until every caller passes settings
+    legacy = open_source(clip.as_uri(), camera="c", options={"loop": False, "fps": None})
+    assert legacy.loop is False and legacy.realtime is defaults.realtime
 
 
 def test_slow_consumer_drops_and_gets_recent_frames(clip):
     src = open_source(clip.as_uri(), camera="c", options={"loop": True, "realtime": True})
     with src:
         src.read(5.0)
-        ages, indexes = [], []
+        indexes, captured_before = [], []
         for _ in range(6):
+            captured_before.append(src.stats()["captured"])
             time.sleep(0.2)
             f = src.read(1.0)
             assert f is not None
-            ages.append(time.monotonic() - f.mono_time)
             indexes.append(f.index)
         stats = src.stats()
     assert stats["dropped"] > 0
-    assert max(ages) < 0.3, ages  # never a stale frame: at most ~one frame period old
     assert all(b - a > 1 for a, b in zip(indexes, indexes[1:], strict=False))  # gaps = drops
+    # never a stale frame: what the consumer gets was read while it slept (a queue would hand
+    # out the frame after the previous one, read before the sleep)
+    assert all(i >= n for i, n in zip(indexes, captured_before, strict=True)), (
+        indexes,
+        captured_before,
+    )
 
 
 def test_truncated_mp4_is_retried_not_fatal(clip, tmp_path):
@@ -259,27 +305,41 @@ def test_failing_open_reports_and_backs_off():
         raise SourceError("camera busy")
 
     src = FrameSource(opener, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    t0 = time.monotonic()
     with src:
         assert src.read(0.6) is None
+        assert _wait_for(lambda: src.stats()["reconnects"] >= 2, 5)  # it keeps retrying
         stats = src.stats()
+    elapsed = time.monotonic() - t0
     assert stats["last_error"] == "camera busy"
-    assert 2 <= stats["reconnects"] <= 8  # 0.05, 0.1, 0.2, 0.2 ... within 0.6 s
+    # backoff 0.05, 0.1, then 0.2 s: never more attempts than that schedule allows (a tight
+    # loop would make thousands; a busy machine only makes fewer)
+    assert stats["reconnects"] <= 3 + elapsed / 0.2, (stats["reconnects"], elapsed)
 
 
 # --------------------------------------------------------------- URIs, picamera2
 def test_parse_uri_and_redaction():
-    assert parse_uri("picamera2:0") == ("picamera2", 0)
-    assert parse_uri("v4l2:///dev/video2") == ("v4l2", "/dev/video2")
-    assert parse_uri("0") == ("v4l2", 0)
-    assert parse_uri("rtsp://u:p@cam/x") == ("network", "rtsp://u:p@cam/x")
-    assert parse_uri("file:///tmp/a%20b.mp4") == ("file", "/tmp/a b.mp4")
-    assert parse_uri("demo:") == ("demo", "corridor")
-    assert parse_uri("demo:crowd") == ("demo", "crowd")
+    assert parse_source("picamera2:0") == Source("picamera2", 0)
+    assert parse_source("v4l2:///dev/video2") == Source("v4l2", "/dev/video2")
+    assert parse_source("0") == parse_source(0) == Source("v4l2", 0)
+    assert parse_source("rtsp://u:p@cam/x") == Source("network", "rtsp://u:p@cam/x")
+    assert parse_source("file:///tmp/a%20b.mp4") == Source("file", "/tmp/a b.mp4")
+    assert parse_source("demo:") == Source("demo", "corridor")
+    assert parse_source("demo:crowd") == Source("demo", "crowd")
     with pytest.raises(ValueError, match="unknown demo scene 'mall'"):
-        parse_uri("demo:mall")
-    for bad in ("ftp://x", "file://host/x", "picamera2:x", "v4l2:video0"):
+        parse_source("demo:mall")
+    # One grammar: what the config check refuses, the opener refuses too.
+    for bad in (
+        "ftp://x",
+        "file://host/x",
+        "picamera2:x",
+        "v4l2:video0",
+        "/dev/video0",
+        "rtsp:///s",
+    ):
         with pytest.raises(ValueError):
-            parse_uri(bad)
+            parse_source(bad)
+        assert source_problem(bad)
     assert redact_uri("rtsp://admin:secret@10.0.0.5:554/s") == "rtsp://admin:***@10.0.0.5:554/s"
     src = open_source("rtsp://admin:secret@127.0.0.1:9/s", camera="c", options={})
     assert "secret" not in src.stats()["source"]
@@ -290,8 +350,9 @@ def test_importing_capture_never_imports_picamera2():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 present")
-def test_picamera2_fails_clearly_when_opened():
+def test_picamera2_fails_clearly_when_opened(monkeypatch):
+    # A machine without picamera2 (None in sys.modules: its import fails), also on a Pi.
+    monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(SourceError, match="picamera2"):
         open_source("picamera2:0", camera="pi", options={})
 
@@ -305,17 +366,15 @@ def test_http_mjpeg_stream_reads_and_reconnects():
     )
     try:
         src.start()
-        frames = _drain(src, 1.5)
-        assert len(frames) >= 5 and frames[-1].image.shape == (120, 160, 3)
+        frames = [src.read(5.0) for _ in range(5)]  # five frames, each within a deadline
+        assert all(f is not None for f in frames) and frames[-1].image.shape == (120, 160, 3)
         assert src.stats()["state"] == "streaming"
 
         server.close()  # the camera goes away
         assert _wait_for(lambda: src.stats()["state"] == "reconnecting", 8)
         time.sleep(1.5)  # let the backoff grow to its maximum
-        server = MJPEGServer(port)  # and comes back
-        back = time.monotonic()
+        server = MJPEGServer(port)  # and comes back: frames again within 5 s (backoff max 1 s)
         assert _wait_for(lambda: src.read(0.1) is not None, 5), src.stats()
-        assert time.monotonic() - back < 5
         stats = src.stats()
         assert stats["state"] == "streaming" and stats["reconnects"] >= 1
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -12,9 +13,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge.commands import config as config_cmd
 from edge.config import load as C
+from edge.config.schema import description_of, schema_text, settings_schema
 from edge.config.validate import SUPPORTED_KEYWORDS, SchemaValidator
 from edge.config.yaml_lines import load_yaml_with_lines
+from edge.settings import (
+    CAMERA_SECTIONS,
+    CameraSettings,
+    DetectorSettings,
+    EnhanceSettings,
+    LowLightSettings,
+    RegionsSettings,
+    Settings,
+    TrackerSettings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
@@ -136,17 +149,49 @@ def test_example_comments_every_key():
         assert has_comment, f"example.yaml line {n} has no comment: {line!r}"
 
 
-def test_readme_is_current():
+def gen_config_docs():
     spec = importlib.util.spec_from_file_location(
         "gen_config_docs", ROOT / "tools" / "gen_config_docs.py"
     )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_is_current():
+    mod = gen_config_docs()
     expected = mod.render()
     actual = (ROOT / "config" / "README.md").read_text(encoding="utf-8")
     assert actual == expected, "config/README.md is stale: run python tools/gen_config_docs.py"
     for path in schema_paths(json.loads(SCHEMA.read_text())):
         assert "`" + ".".join(path).replace(".[]", "[]") + "`" in actual
+
+
+def test_schema_files_are_generated_from_the_settings():
+    expected = schema_text()
+    for path in (SCHEMA, ROOT / "config" / "config.schema.json"):
+        assert path.read_text(encoding="utf-8") == expected, (
+            f"{path} is stale: run python tools/gen_config_docs.py"
+        )
+    assert gen_config_docs().stale() == []
+
+
+def test_gen_config_docs_check_fails_on_a_stale_file_and_rewrites_it(tmp_path, monkeypatch):
+    mod = gen_config_docs()
+    schema, readme = tmp_path / "config.schema.json", tmp_path / "README.md"
+    link = tmp_path / "link.schema.json"
+    link.symlink_to(schema.name)
+    monkeypatch.setattr(mod, "SCHEMA_PATH", schema)
+    monkeypatch.setattr(mod, "SCHEMA_LINK", link)
+    monkeypatch.setattr(mod, "README_PATH", readme)
+    schema.write_text(SCHEMA.read_text().replace("Logging verbosity.", "Log level."))
+    readme.write_text("old\n")
+    assert mod.main(["--check"]) == 1
+    assert sorted(mod.stale()) == sorted([schema, link, readme])
+    assert mod.main([]) == 0
+    assert mod.main(["--check"]) == 0
+    assert link.is_symlink() and json.loads(schema.read_text()) == settings_schema()
+    assert readme.read_text() == mod.render()
 
 
 def test_schema_symlink():
@@ -558,6 +603,167 @@ def test_yaml_lines_map():
     assert lines[("c", 1)] == 5 and lines[("c", 1, "y")] == 5
 
 
+# -- typed settings and the schema they generate -----------------------------------------------
+
+
+def leaf_fields(cls: type, prefix: tuple[str, ...] = ()):
+    """(key path, dataclasses.Field) of every non-section field, nested sections walked."""
+    for f in dataclasses.fields(cls):
+        if f.default_factory is dataclasses.MISSING:
+            yield prefix + (f.name,), f
+        else:  # a nested section: its factory is its class
+            yield from leaf_fields(f.default_factory, prefix + (f.name,))
+
+
+def test_schema_defaults_and_descriptions_come_from_the_dataclasses():
+    schema = settings_schema()
+    v = SchemaValidator(schema)
+    defaults = v.defaults()
+    for section in ("mqtt", "spool", *CAMERA_SECTIONS):
+        cls = type(getattr(Settings(), section))
+        assert description_of(cls) == v.resolve(schema["properties"][section])["description"]
+        for path, f in leaf_fields(cls):
+            value = defaults[section]
+            for key in path:
+                value = value[key]
+            assert value == f.default and type(value) is type(f.default), (section, path)
+            assert f.metadata["setting"].description, (section, path)
+    # the whole default configuration, cameras merged: exactly the dataclasses' defaults
+    assert C.settings_from_config(C.default_config()) == Settings()
+    assert C.load_settings(None) == Settings()
+    without_cameras = {k: v for k, v in Settings().to_dict().items() if k != "cameras"}
+    assert without_cameras == {k: v for k, v in C.default_config().items() if k != "cameras"}
+
+
+def test_schema_types_enums_and_nullability_come_from_the_annotations():
+    schema = settings_schema()
+    detector = schema["$defs"]["detector"]["properties"]
+    assert detector["backend"] == {
+        "type": "string",
+        "description": "Inference runtime: onnx (onnxruntime) or tflite (LiteRT).",
+        "enum": ["onnx", "tflite"],
+        "default": "onnx",
+    }
+    assert detector["models_dir"]["type"] == ["string", "null"]
+    assert detector["regions"]["properties"]["motion_threshold"]["type"] == "integer"
+    assert schema["properties"]["mqtt"]["properties"]["qos"]["enum"] == [0, 1, 2]
+    assert schema["properties"]["mqtt"]["properties"]["qos"]["type"] == "integer"
+    camera = schema["$defs"]["camera"]
+    assert camera["required"] == ["name", "source"] and "default" not in camera
+    assert camera["properties"]["source"]["type"] == ["string", "integer"]
+    assert schema["properties"]["cameras"]["default"] == [{"name": "demo", "source": "demo:"}]
+    for name in CAMERA_SECTIONS:
+        assert schema["properties"][name] == {"$ref": f"#/$defs/{name}"}
+        override = camera["properties"][name]
+        assert override["$ref"] == f"#/$defs/{name}" and override["x-partial"] is True
+    # the override sections stay sparse: no defaults filled inside cameras[].<section>
+    cfg, problems = SchemaValidator(schema).validate(
+        {"cameras": [{"name": "a", "source": 0, "tracker": {"min_hits": 3}}]}
+    )
+    assert not problems
+    assert cfg["cameras"][0]["tracker"] == {"min_hits": 3} and cfg["cameras"][0]["capture"] == {}
+
+
+def test_a_settings_class_without_docstring_cannot_describe_its_section():
+    @dataclasses.dataclass(frozen=True)
+    class Undocumented:
+        x: int = 1
+
+    with pytest.raises(ValueError, match="docstring"):
+        description_of(Undocumented)
+
+
+def test_settings_are_frozen_and_hashable():
+    s = C.load_settings(EXAMPLE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.log_level = "debug"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.detector.regions.enabled = False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.cameras[0].tracker.min_hits = 9
+    assert isinstance(s.cameras, tuple)
+    assert hash(s) == hash(C.load_settings(EXAMPLE))
+    assert {s.cameras[0].detector, s.cameras[0].detector} == {s.cameras[0].detector}
+
+
+def test_camera_override_is_typed_and_merged(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        textwrap.dedent(
+            """\
+            detector: {threads: 2, score_threshold: 0.9, models_dir: models}
+            capture: {width: 640}
+            cameras:
+              - name: a
+                source: "demo:"
+                detector: {threads: 4, regions: {enabled: false}}
+                capture: {width: null}
+                enhance:
+                  low_light: {target_mean: 0.6}
+              - name: b
+                source: 0
+                enabled: false
+            """
+        )
+    )
+    s = C.load_settings(f)
+    a, b = s.cameras
+    assert s.camera("a") is a and s.camera("b") is b
+    assert isinstance(a, CameraSettings) and isinstance(a.detector, DetectorSettings)
+    assert isinstance(a.detector.regions, RegionsSettings)
+    assert a.detector.threads == 4 and a.detector.score_threshold == 0.9  # global kept
+    assert a.detector.regions == RegionsSettings(enabled=False)
+    assert a.capture.width is None  # null overrides too
+    assert a.enhance.low_light == LowLightSettings(target_mean=0.6)
+    assert a.enhance.denoise == s.enhance.denoise
+    # relative paths are resolved before the settings are built, overrides inherit them
+    assert a.detector.models_dir == str(tmp_path / "models") == s.detector.models_dir
+    assert b.source == 0 and b.enabled is False
+    assert b.detector == s.detector and b.capture.width == 640
+    assert s.detector.threads == 2 and s.detector.regions.enabled is True  # globals untouched
+    with pytest.raises(KeyError):
+        s.camera("nope")
+    # the dict form for callers not yet switched is the same merge
+    cfg = C.load_config(f)
+    assert C.camera_settings(cfg, cfg["cameras"][0]) == a.to_dict()
+
+
+def test_camera_for_merges_an_entry_that_is_not_in_the_file():
+    s = C.settings_from_config(load_text("tracker: {min_hits: 5}\n"))
+    cam = s.camera_for({"name": "clip", "source": "file:///v.mp4", "enhance": {"enabled": False}})
+    assert cam.tracker == TrackerSettings(min_hits=5)
+    assert cam.enhance == EnhanceSettings(enabled=False)
+    # the default demo camera also runs with the file's global sections
+    assert s.cameras[0].name == "demo" and s.cameras[0].tracker.min_hits == 5
+
+
+def test_settings_from_dict_round_trips_and_refuses_unknown_keys():
+    s = C.load_settings(EXAMPLE)
+    assert Settings.from_dict(s.to_dict()) == s
+    assert TrackerSettings.from_dict({"min_hits": 3}) == TrackerSettings(min_hits=3)
+    assert TrackerSettings.coerce(None) == TrackerSettings()
+    t = TrackerSettings(min_hits=4)
+    assert TrackerSettings.coerce(t) is t
+    with pytest.raises(ValueError, match="min_hit"):
+        TrackerSettings.from_dict({"min_hit": 3})
+    with pytest.raises(ValueError, match="thread"):
+        s.camera_for({"name": "x", "source": 0, "detector": {"thread": 2}})
+
+
+def test_load_settings_reports_every_problem_like_load_config(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("log_level: loud\ndetector:\n  thread: 2\n")
+    with pytest.raises(C.ConfigError) as typed:
+        C.load_settings(f)
+    with pytest.raises(C.ConfigError) as plain:
+        C.load_config(f)
+    expected = [
+        "log_level: 'loud' is not one of debug, info, warning, error (line 1)",
+        "detector.thread: unknown key (did you mean 'threads'?) (line 3)",
+    ]
+    assert typed.value.problems == plain.value.problems == expected
+
+
 # -- per-camera overrides ---------------------------------------------------------------------
 
 
@@ -597,39 +803,6 @@ def test_camera_settings_deep_merge():
 # -- secrets ------------------------------------------------------------------------------------
 
 
-def test_password_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    pw = tmp_path / "mqtt-pass"
-    pw.write_text("s3cret \n")
-    assert C.resolve_password({"password_file": str(pw)}) == "s3cret "
-    pw.write_text("crlf\r\n")
-    assert C.resolve_password({"password_file": str(pw)}) == "crlf"
-    assert C.resolve_password({"password_file": None}) is None
-
-
-def test_password_from_credentials_directory(tmp_path, monkeypatch):
-    (tmp_path / "mqtt-password").write_text("from-systemd\n")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert C.resolve_password({"password_file": None}) == "from-systemd"
-    explicit = tmp_path / "other"
-    explicit.write_text("explicit\n")
-    assert C.resolve_password({"password_file": str(explicit)}) == "explicit"
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "empty"))
-    assert C.resolve_password({"password_file": None}) is None
-
-
-def test_password_file_unreadable_or_empty(tmp_path, monkeypatch):
-    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    with pytest.raises(C.ConfigError) as info:
-        C.resolve_password({"password_file": str(tmp_path / "missing")})
-    assert info.value.problems[0].startswith("mqtt.password_file: cannot read the password file")
-    with pytest.raises(C.ConfigError):
-        C.resolve_password({"password_file": str(tmp_path)})  # a directory
-    (tmp_path / "empty").write_text("\n")
-    with pytest.raises(C.ConfigError, match="is empty"):
-        C.resolve_password({"password_file": str(tmp_path / "empty")})
-
-
 def test_relative_password_file_is_taken_from_config_dir(tmp_path, monkeypatch):
     (tmp_path / "pw").write_text("x\n")
     (tmp_path / "pw").chmod(0o600)
@@ -641,7 +814,6 @@ def test_relative_password_file_is_taken_from_config_dir(tmp_path, monkeypatch):
     cfg = C.load_config(cfg_file)
     assert cfg["mqtt"]["password_file"] == str(tmp_path / "pw")
     assert cfg["mqtt"]["tls"]["ca_file"] == str(tmp_path / "ca.pem")
-    assert C.resolve_password(cfg["mqtt"]) == "x"
 
 
 def test_redaction():
@@ -710,14 +882,14 @@ def test_world_readable_warnings(tmp_path, caplog):
 
 
 def test_config_check_main_ok(capsys):
-    assert C.config_check_main(str(DEFAULT)) == 0
+    assert config_cmd.config_check_main(str(DEFAULT)) == 0
     assert capsys.readouterr().out.strip() == f"OK: {DEFAULT}"
 
 
 def test_config_check_main_problems(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("log_level: info\ndetector:\n  backend: x\n  thread: 2\n")
-    assert C.config_check_main(str(bad)) == 2
+    assert config_cmd.config_check_main(str(bad)) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{bad}:3: detector.backend: 'x' is not one of onnx, tflite",
@@ -726,7 +898,7 @@ def test_config_check_main_problems(tmp_path, capsys):
 
 
 def test_config_check_main_missing_file(tmp_path, capsys):
-    assert C.config_check_main(str(tmp_path / "nope.yaml")) == 2
+    assert config_cmd.config_check_main(str(tmp_path / "nope.yaml")) == 2
     assert "cannot read" in capsys.readouterr().err
 
 
@@ -734,7 +906,7 @@ def test_config_show_main(tmp_path, capsys):
     f = tmp_path / "c.yaml"
     f.write_text("cameras:\n  - {name: a, source: 'rtsp://u:topsecret@cam/s'}\n")
     f.chmod(0o600)
-    assert C.config_show_main(str(f)) == 0
+    assert config_cmd.config_show_main(str(f)) == 0
     out = capsys.readouterr().out
     assert "topsecret" not in out
     shown = yaml.safe_load(out)
@@ -745,23 +917,12 @@ def test_config_show_main(tmp_path, capsys):
 # -- small helpers ------------------------------------------------------------------------------
 
 
-def test_default_spool_path(monkeypatch, tmp_path):
-    cfg = C.load_config(None)
-    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert C.default_spool_path(cfg) == tmp_path / "var" / "spool.sqlite"
-    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/face-edge:/var/lib/other")
-    assert C.default_spool_path(cfg) == Path("/var/lib/face-edge/spool.sqlite")
-    cfg["spool"]["path"] = "/data/spool.db"
-    assert C.default_spool_path(cfg) == Path("/data/spool.db")
-
-
 def test_resolve_device_id(monkeypatch):
     monkeypatch.setattr(C.socket, "gethostname", lambda: "pi cam/7#")
-    assert C.resolve_device_id({"device_id": None}) == "pi-cam-7"
-    assert C.resolve_device_id({"device_id": "gate-1"}) == "gate-1"
+    assert C.resolve_device_id(None) == "pi-cam-7"
+    assert C.resolve_device_id("gate-1") == "gate-1"
     # control characters and a leading '$' get past the schema's pattern, not into topics
-    assert C.resolve_device_id({"device_id": "$gate\x07\x7f"}) == "_gate__"
+    assert C.resolve_device_id("$gate\x07\x7f") == "_gate__"
 
 
 # -- agreement with the reference jsonschema implementation -----------------------------------

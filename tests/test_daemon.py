@@ -12,10 +12,9 @@ import time
 from datetime import datetime
 
 import cv2
-import pytest
 from procs import daemon, spool_ids, stats_listener, write_config
 
-skimage_data = pytest.importorskip("skimage.data")
+from edge.capture.demo import ASSETS_DIR
 
 
 def face_edge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -123,7 +122,7 @@ def test_offline_enhance_writes_events_jsonl(tmp_path, face_video, event_validat
 def test_offline_enhance_on_images(tmp_path, event_validator):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "a.png"), cv2.imread(str(ASSETS_DIR / "astronaut.jpg")))
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     res = face_edge("enhance", str(folder), "--out", str(tmp_path / "out"), timeout=60)
     assert res.returncode == 0, res.stderr

@@ -6,14 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.capture.demo import ASSETS_DIR
 from tools.convert.restore.degrade import EVAL_PRESETS, PRESETS, degrade, random_params
-
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
 def face() -> np.ndarray:
-    img = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    img = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))
     return cv2.resize(img[30:210, 130:310], (160, 160), interpolation=cv2.INTER_AREA)
 
 

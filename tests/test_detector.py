@@ -1,5 +1,5 @@
 """The shipped detector models, in both runtimes and both precisions, on real face photos
-that ship inside dependencies (scikit-image's astronaut, matplotlib's Grace Hopper)."""
+(the public-domain portraits shipped in edge/assets)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detect import FaceDetector
+from edge.capture.demo import ASSETS_DIR
+from edge.detect import Detector, FaceDetector
+from edge.enhance.restorer import model_file_name
 from edge.geometry import iou_matrix
+from edge.runtime import ModelRunner, known_backends, open_runner, register_runner, registry
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir
-from edge.runtime.runners import load_model
-
-skimage_data = pytest.importorskip("skimage.data")
-cbook = pytest.importorskip("matplotlib.cbook")
+from edge.runtime.plugins.litert import TfliteModel
+from edge.runtime.plugins.onnx import OnnxModel
 
 VARIANTS = [("onnx", "int8"), ("onnx", "fp32"), ("tflite", "int8"), ("tflite", "fp32")]
 # Agreement between runtimes / precisions (stated in the model card): box IoU, landmark error
@@ -28,14 +29,12 @@ MAX_SCORE_DIFF = 0.05
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))  # 512x512
 
 
 @pytest.fixture(scope="module")
 def hopper() -> np.ndarray:
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        data = np.frombuffer(f.read(), np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return cv2.imread(str(ASSETS_DIR / "grace_hopper.jpg"))  # 437x512
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,7 @@ def test_runtime_hides_layout_and_quantization(backend, precision):
     d = default_models_dir()
     rng = np.random.default_rng(0)
     # P-Net on pyramid levels of any (even) size; the TFLite graph is resized to each.
-    pnet = load_model(d / f"mtcnn_pnet_{precision}.{ext}", backend, 1)
+    pnet = open_runner(backend, d / f"mtcnn_pnet_{precision}.{ext}", 1)
     for h, w in [(24, 36), (56, 98), (216, 384)]:
         x = (rng.random((1, 3, h, w)) * 255).astype(np.float32)
         reg, prob = pnet.run(x)
@@ -101,7 +100,7 @@ def test_runtime_hides_layout_and_quantization(backend, precision):
         assert reg.dtype == prob.dtype == np.float32
         np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=0.02)
     # R-Net / O-Net take batches of crops.
-    onet = load_model(d / f"mtcnn_onet_{precision}.{ext}", backend, 1)
+    onet = open_runner(backend, d / f"mtcnn_onet_{precision}.{ext}", 1)
     x = (rng.random((5, 3, 48, 48)) * 255).astype(np.float32)
     reg, points, prob = onet.run(x)
     assert reg.shape == (5, 4) and points.shape == (5, 10) and prob.shape == (5, 2)
@@ -144,13 +143,19 @@ def test_corrupt_model_is_refused(tmp_path):
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceDetector(backend="onnx", precision="int8", models_dir=tmp_path / "models")
     with pytest.raises(ModelIntegrityError, match="corrupt"):
-        load_model(victim, "onnx", 1)  # the runtime layer checks on its own too
+        open_runner("onnx", victim, 1)  # the runtime layer checks on its own too
     tfl = tmp_path / "models" / "mtcnn_pnet_int8.tflite"
     raw = bytearray(tfl.read_bytes())
     raw[-1] ^= 0x01
     tfl.write_bytes(bytes(raw))
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceDetector(backend="tflite", precision="int8", models_dir=tmp_path / "models")
+    with pytest.raises(ModelIntegrityError, match="corrupt"):
+        open_runner("tflite", tfl, 1)
+    # A file the manifest does not list is refused too, even with a registered suffix.
+    (tmp_path / "models" / "extra.onnx").write_bytes((src / "mtcnn_onet_int8.onnx").read_bytes())
+    with pytest.raises(ModelIntegrityError, match="not listed"):
+        open_runner("onnx", tmp_path / "models" / "extra.onnx", 1)
     # An intact set next to it still loads.
     FaceDetector(backend="onnx", precision="int8", models_dir=src)
 
@@ -158,3 +163,55 @@ def test_corrupt_model_is_refused(tmp_path):
 def test_wrong_frame_is_a_clear_error(detectors):
     with pytest.raises(ValueError, match="BGR uint8"):
         detectors["onnx-int8"].detect(np.zeros((10, 10), np.uint8))
+
+
+def test_runner_plugins_are_picked_by_backend_name():
+    d = default_models_dir()
+    assert {"onnx", "tflite"} <= set(known_backends())
+    for backend, cls, f in [
+        ("onnx", OnnxModel, "mtcnn_rnet_int8.onnx"),
+        ("tflite", TfliteModel, "mtcnn_rnet_int8.tflite"),
+    ]:
+        runner = open_runner(backend, d / f, 1)
+        assert type(runner) is cls and runner.backend == backend
+        assert isinstance(runner, ModelRunner)
+        assert len(runner.input_shape) == 4 and runner.input_shape[1:] == (3, 24, 24)
+        assert len(runner.output_names) == 2  # box regression, face probability
+        reg, prob = runner.run(np.zeros((3, 3, 24, 24), np.float32))
+        assert reg.shape == (3, 4) and prob.shape == (3, 2)
+
+
+def test_unknown_backend_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown backend 'tpu': use onnx or tflite"):
+        open_runner("tpu", default_models_dir() / "mtcnn_pnet_int8.onnx")
+    with pytest.raises(ValueError, match=r"unknown detector backend 'tpu': use onnx or tflite"):
+        FaceDetector(backend="tpu")
+    with pytest.raises(ValueError, match=r"unknown backend 'tpu': use onnx or tflite"):
+        model_file_name("tpu", "int8")
+
+
+class OnnxCopy(OnnxModel):
+    """A second backend over the same .onnx files: what a new plugin module registers."""
+
+    backend = "onnx-copy"
+
+
+def test_a_registered_backend_runs_the_detector(monkeypatch, tmp_path, detectors, astronaut):
+    monkeypatch.setattr(registry, "_RUNNERS", dict(registry._RUNNERS))
+    register_runner(OnnxCopy.backend, OnnxCopy)
+    assert "onnx-copy" in known_backends()
+    det = FaceDetector(backend="onnx-copy", precision="int8")
+    assert isinstance(det, Detector)
+    assert all(type(n) is OnnxCopy for n in det.nets.values())
+    assert det.info()["backend"] == "onnx-copy"
+    (got,) = det.detect(astronaut)
+    (ref,) = detectors["onnx-int8"].detect(astronaut)
+    np.testing.assert_allclose(got.box, ref.box, atol=1e-3)
+    # Its models go through the same checksum as the built-in backends.
+    shutil.copytree(default_models_dir(), tmp_path / "models")
+    victim = tmp_path / "models" / "mtcnn_rnet_int8.onnx"
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0x01
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="corrupt"):
+        FaceDetector(backend="onnx-copy", precision="int8", models_dir=tmp_path / "models")

@@ -15,8 +15,6 @@ import yaml
 from edge.capture.demo import make_demo_clip
 from edge.runtime.manifest import default_models_dir
 
-pytest.importorskip("skimage")
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:

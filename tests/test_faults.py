@@ -28,11 +28,9 @@ from procs import (
     wait_until,
     write_config,
 )
+from support.broker import TestBroker, make_test_pki
 
 from edge.capture.demo import make_demo_clip
-from edge.publish.local_broker import LocalBroker, make_test_pki
-
-pytest.importorskip("skimage")
 
 EVENT_LINE = re.compile(r"face event ([0-9a-f-]{36}) ")
 
@@ -227,9 +225,10 @@ def test_unwritable_spool_is_reported_by_the_running_daemon(tmp_path, face_video
 
 
 # -- the broker's certificate is expired -----------------------------------------------------
+@pytest.mark.requires("mosquitto", "openssl")
 def test_expired_broker_certificate_no_crash_loop(tmp_path, small_clip):
     pki = make_test_pki(tmp_path / "pki", server_validity=("20200101000000Z", "20200201000000Z"))
-    broker = LocalBroker(tls=True, pki=pki)
+    broker = TestBroker(tls=True, pki=pki)
     cfg = write_config(
         tmp_path,
         small_clip,
@@ -345,7 +344,7 @@ def test_wall_clock_jumps_change_stamps_only(tmp_path, face_video, mosquitto, st
     in the spool (broker down): shot cadence, uptime and delivery order do not care; the
     events' captured_at and the stats' ts follow the wall clock."""
     from edge.app.daemon import Daemon
-    from edge.config.load import load_config
+    from edge.config.load import load_settings
 
     sub = start_subscriber(mosquitto, tmp_path / "central", client_id="central-clock")
     path = write_config(
@@ -356,7 +355,7 @@ def test_wall_clock_jumps_change_stamps_only(tmp_path, face_video, mosquitto, st
         best_shot={"publish_interval_s": 1.0, "first_shot_after_s": 0.3},
     )
     clock = JumpClock()
-    d = Daemon(load_config(str(path)), show=False, wall_clock=clock)
+    d = Daemon(load_settings(str(path)), show=False, wall_clock=clock)
     made: list[tuple[str, float, float]] = []  # (event_id, offset, monotonic) as spooled
     tracks: dict[int, list[tuple[float, str]]] = {}  # track -> [(monotonic, reason)]
 

@@ -4,7 +4,6 @@ and purge), and the unit file checked by systemd-analyze (verify and security ex
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ def root(tmp_path) -> Path:
     return r
 
 
-@pytest.mark.skipif(shutil.which("useradd") is None, reason="useradd not available")
+@pytest.mark.requires("useradd")
 def test_install_is_idempotent_and_uninstall_keeps_config(root):
     run_install(root)
     unit = root / "etc/systemd/system/face-edge.service"
@@ -68,15 +67,13 @@ def test_install_is_idempotent_and_uninstall_keeps_config(root):
 def _unit_with_real_binary(tmp_path: Path) -> Path:
     """systemd-analyze verify needs ExecStart's binary to exist: point it at this venv's."""
     exe = Path(sys.executable).parent / "face-edge"
-    if not exe.exists():
-        pytest.skip("face-edge console script not installed in this environment")
     text = UNIT.read_text().replace("/opt/face-edge/venv/bin/face-edge", str(exe))
     out = tmp_path / "face-edge.service"
     out.write_text(text)
     return out
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not available")
+@pytest.mark.requires("systemd-analyze", "console-script")
 def test_unit_verifies_and_exposure_is_low(tmp_path):
     unit = _unit_with_real_binary(tmp_path)
     res = subprocess.run(

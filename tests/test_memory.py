@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from edge.app.memory import limit_malloc_arenas
+from edge.runtime.memory import limit_malloc_arenas
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.requires("glibc")
 def test_arena_cap_is_applied_in_a_fresh_process():
-    code = "from edge.app.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
+    code = "from edge.runtime.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 

@@ -15,10 +15,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from procs import wait_until
+from support.broker import TestBroker, make_test_pki, mosquitto_password_line
 
 from edge.publish import topics
 from edge.publish.buffered import BufferedSpool
-from edge.publish.local_broker import LocalBroker, make_test_pki
 from edge.publish.publisher import (
     STATE_AUTH_FAILED,
     STATE_CONNECTED,
@@ -27,12 +27,13 @@ from edge.publish.publisher import (
     Publisher,
 )
 from edge.publish.spool import Spool
+from edge.settings import MqttSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 
 
-def retained(broker: LocalBroker, topic: str, timeout: float = 5.0) -> bytes | None:
+def retained(broker: TestBroker, topic: str, timeout: float = 5.0) -> bytes | None:
     """The retained message on ``topic`` (plain, anonymous listener)."""
     got: list[bytes] = []
     ev = threading.Event()
@@ -393,7 +394,7 @@ def test_spool_disk_full_then_free_again(mosquitto, start_subscriber, tmp_path) 
 
 
 # -- TLS and credentials --------------------------------------------------------------------
-def _secure_cfg(broker: LocalBroker, mqtt_config: Any, password_file: Path, **tls: Any) -> dict:
+def _secure_cfg(broker: TestBroker, mqtt_config: Any, password_file: Path, **tls: Any) -> dict:
     tls_cfg = {
         "enabled": True,
         "ca_file": broker.ca_file,
@@ -489,7 +490,7 @@ def test_tls_verification(mosquitto_auth_tls, mqtt_config, tmp_path) -> None:
         pub.stop(1)
 
 
-def _tls_only_cfg(mqtt_config: Any, broker: LocalBroker, ca_file: Any, host: str) -> dict:
+def _tls_only_cfg(mqtt_config: Any, broker: TestBroker, ca_file: Any, host: str) -> dict:
     return mqtt_config(
         broker,
         host=host,
@@ -504,7 +505,7 @@ def test_expired_broker_certificate_is_named_and_retried_with_backoff(
     mqtt_config, tmp_path, caplog
 ) -> None:
     pki = make_test_pki(tmp_path / "pki", server_validity=("20200101000000Z", "20200201000000Z"))
-    broker = LocalBroker(tls=True, pki=pki)
+    broker = TestBroker(tls=True, pki=pki)
     caplog.set_level("INFO", logger="edge.publish")
     pub = Publisher(
         _tls_only_cfg(mqtt_config, broker, pki["ca_file"], "127.0.0.1"),
@@ -532,7 +533,7 @@ def test_expired_broker_certificate_is_named_and_retried_with_backoff(
 def test_untrusted_ca_and_wrong_host_name_are_named(mqtt_config, tmp_path) -> None:
     pki = make_test_pki(tmp_path / "pki", hostnames=("broker.example",))
     other_ca = make_test_pki(tmp_path / "other")["ca_file"]
-    broker = LocalBroker(tls=True, pki=pki)
+    broker = TestBroker(tls=True, pki=pki)
     cases = [
         # mosquitto sends its CA along, so OpenSSL names the untrusted self-signed root
         ("127.0.0.1", other_ca, "self-signed certificate in certificate chain", "mqtt.tls.ca_file"),
@@ -640,8 +641,8 @@ def test_ensure_broker_for_demo_mode(mqtt_config, tmp_path) -> None:
     )
     assert broker is not None
     try:
-        assert cfg["host"] == "127.0.0.1" and cfg["port"] == broker.port
-        assert cfg["username"] is None and cfg["tls"]["enabled"] is False
+        assert cfg.host == "127.0.0.1" and cfg.port == broker.port
+        assert cfg.username is None and cfg.tls.enabled is False
         pub = Publisher(cfg, {"path": tmp_path / "s.sqlite"}, "demo")
         try:
             assert pub.wait_connected(10)
@@ -650,14 +651,12 @@ def test_ensure_broker_for_demo_mode(mqtt_config, tmp_path) -> None:
     finally:
         broker.close()
     same, none = ensure_broker({"host": "broker.example"})
-    assert none is None and same == {"host": "broker.example"}
+    assert none is None and same == MqttSettings(host="broker.example")
 
 
 def test_python_written_password_file_is_accepted(
     mosquitto_auth_tls, mqtt_config, tmp_path
 ) -> None:
-    from edge.publish.local_broker import mosquitto_password_line
-
     b = mosquitto_auth_tls
     b.password_file.write_text(mosquitto_password_line("py-user", "py-pass") + "\n")
     b.restart()

@@ -6,6 +6,7 @@ pasted in at known places; the demo clip itself; the shared CCTV-like videos whe
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -19,12 +20,13 @@ from edge.capture.demo import (
     ensure_demo_clip,
     load_asset_faces,
 )
-from edge.config.load import camera_settings, load_config, load_config_text
+from edge.config.load import load_config_text, load_settings, settings_from_config
 from edge.detect import FaceDetector
 from edge.detect.motion import MotionDetector
-from edge.detect.regions import RegionPlanner, RegionSettings, grow, merge
+from edge.detect.regions import RegionPlanner, grow, merge
 from edge.geometry import iou_matrix
 from edge.pipeline.processor import FaceProcessor
+from edge.settings import CameraSettings, RegionsSettings
 from edge.types import Frame
 from tools.eval.region_recall import compare
 
@@ -69,11 +71,10 @@ def paste(background: np.ndarray, head: np.ndarray, x: int, y: int) -> tuple[np.
     return frame, face
 
 
-def default_settings(follow: bool = True, **regions) -> dict:
-    settings = camera_settings(load_config(None), {"name": "t", "source": "demo:"})
-    settings["detector"]["regions"].update(regions)
-    settings["detector"]["follow_faces"] = follow
-    return settings
+def default_settings(follow: bool = True, **regions) -> CameraSettings:
+    cam = load_settings(None).camera_for({"name": "t", "source": "demo:"})
+    detector = cam.detector.merged({"regions": regions, "follow_faces": follow})
+    return dataclasses.replace(cam, detector=detector)
 
 
 def inside(box, region, tol: float = 0.0) -> bool:
@@ -243,7 +244,7 @@ def test_a_face_that_stops_is_still_followed(detector, corridor, head):
 def test_still_faces_are_searched_for_every_full_frame_period(corridor):
     """With no motion and no tracks nothing is searched, except the whole frame every
     full_frame_every_s (monotonic time of the frames)."""
-    planner = RegionPlanner(RegionSettings(full_frame_every_s=2.0), min_face_px=20)
+    planner = RegionPlanner(RegionsSettings(full_frame_every_s=2.0), min_face_px=20)
     plans = {round(i / FPS, 2): planner.plan(corridor, i / FPS, []) for i in range(0, 120)}
     whole = [t for t, p in plans.items() if p is None]
     assert whole == [0.0, 2.0, 4.0]
@@ -251,7 +252,7 @@ def test_still_faces_are_searched_for_every_full_frame_period(corridor):
 
 
 def test_regions_cover_most_of_the_frame_then_search_it_whole(corridor):
-    planner = RegionPlanner(RegionSettings(max_area_fraction=0.3), min_face_px=20)
+    planner = RegionPlanner(RegionsSettings(max_area_fraction=0.3), min_face_px=20)
     planner.plan(corridor, 0.0, [])
     tracks = [np.float32([x, 300, x + 120, 420]) for x in range(0, 1200, 200)]
     assert planner.plan(corridor, 0.04, tracks) is None
@@ -265,11 +266,11 @@ def test_regions_can_be_turned_off_for_one_camera(detector):
         "  - {name: ptz, source: 'demo:', detector: {regions: {enabled: false}}}\n"
         "detector: {regions: {full_frame_every_s: 5}}\n"
     )
-    fixed, ptz = (camera_settings(cfg, cam) for cam in cfg["cameras"])
+    fixed, ptz = settings_from_config(cfg).cameras
     planner = FaceProcessor.from_settings(detector, fixed).planner
     assert planner is not None and planner.settings.full_frame_every_s == 5.0
     assert FaceProcessor.from_settings(detector, ptz).planner is None
-    assert ptz["detector"]["regions"]["full_frame_every_s"] == 5  # the rest still merged in
+    assert ptz.detector.regions.full_frame_every_s == 5  # the rest still merged in
 
 
 def test_regions_off_searches_every_frame_whole(detector, corridor):
@@ -310,7 +311,7 @@ def test_recall_on_the_crowd_clip():
     assert row["detections"]["full"] >= 5 * 39, row  # all five, nearly every frame
 
 
-@pytest.mark.skipif(not SHARED_VIDEO.is_file(), reason="../shared/data/video not present")
+@pytest.mark.requires("shared-data", path=SHARED_VIDEO)
 def test_recall_on_a_real_stage_video():
     """Real footage with camera moves and cuts: regions where they help, the whole frame
     where the picture moves everywhere; the faces found stay the same."""

@@ -1,17 +1,19 @@
 """The offline face-restoration training chain (tools/convert/restore): models, one training
-step of each stage, checkpoint/resume, export. Skipped without torch (CI does not install
-it). Uses scikit-image's astronaut photo only; no dataset is needed."""
+step of each stage, checkpoint/resume, export. Skipped without torch (an optional part: CI
+does not install it). Uses the shipped astronaut photo (edge/assets) only; no dataset."""
 
 from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-cv2 = pytest.importorskip("cv2")
-skdata = pytest.importorskip("skimage.data")
+from edge.capture.demo import ASSETS_DIR
+
+# The reason's prefix marks an allowed skip under CI=true (OPTIONAL_PARTS in tests/conftest.py).
+torch = pytest.importorskip("torch", reason="optional part missing: torch")
 
 from tools.convert.restore import common, data, distill_student, export, train_teacher  # noqa: E402
 from tools.convert.restore.models import (  # noqa: E402
@@ -27,9 +29,8 @@ LR, HR = 40, 160
 
 def _astronaut_face() -> np.ndarray:
     """A 200x200 BGR chip framed roughly like UTKFace (the face fills most of it)."""
-    rgb = skdata.astronaut()
-    face = rgb[20:260, 100:340]
-    return cv2.resize(face[:, :, ::-1], (200, 200), interpolation=cv2.INTER_AREA)
+    face = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))[20:260, 100:340]  # BGR
+    return cv2.resize(face, (200, 200), interpolation=cv2.INTER_AREA)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_student_is_conv_only(tmp_path):
         assert isinstance(mod, allowed), f"{name}: {type(mod).__name__}"
         assert "attention" not in type(mod).__name__.lower()
         assert "norm" not in type(mod).__name__.lower()
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="optional part missing: onnx")
     path = tmp_path / "s.onnx"
     export.export_student_onnx(s, path, LR)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
@@ -125,7 +126,6 @@ def test_checkpoint_resume_and_export(tmp_path):
     distill_student.main(sargs + ["--steps", "2", "--resume"])
     assert common.load_ckpt(sdir / "last.pt", torch.device("cpu"))["step"] == 2
 
-    pytest.importorskip("onnxruntime")
     edir = tmp_path / "export"
     export.main(
         ["--student", str(sdir / "last.pt"), "--teacher", str(tdir / "last.pt")]

@@ -19,8 +19,6 @@ import yaml
 
 from edge.capture.demo import make_demo_clip
 
-pytest.importorskip("skimage")
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:

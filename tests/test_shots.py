@@ -1,4 +1,4 @@
-"""Tracking, alignment, quality and best-shot policy on real face photos from dependencies."""
+"""Tracking, alignment, quality and best-shot policy on a real face photo (edge/assets)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,23 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.capture.demo import ASSETS_DIR
 from edge.enhance import EnhancementStage
+from edge.settings import (
+    BestShotSettings,
+    DenoiseSettings,
+    EnhanceSettings,
+    LowLightSettings,
+    RestoreSettings,
+    TrackerSettings,
+)
 from edge.shots.align import align_face, similarity_transform, template_for
 from edge.shots.best_shot import BestShotSelector
 from edge.shots.quality import estimate_pose, score_shot
 from edge.track import Tracker
 from edge.types import Detection, Frame
 
-skimage_data = pytest.importorskip("skimage.data")
-
-# Landmarks of the astronaut's face in skimage.data.astronaut() (512x512), as the FP32 detector
+# Landmarks of the astronaut's face in edge/assets/astronaut.jpg (512x512), as the FP32 detector
 # finds them: eyes, nose, mouth corners.
 ASTRONAUT_LM = np.array([[204, 101], [248, 104], [225, 129], [201, 139], [246, 143]], np.float32)
 
@@ -32,7 +39,7 @@ SHOT_SETTINGS = {
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))
 
 
 def test_similarity_transform_recovers_known_transform():
@@ -139,6 +146,66 @@ def test_pose_change_publishes_a_new_angle(astronaut):
         seen, ended = tr.update([_det(170, 60, 90, nose_dx)], t)
         shots += sel.on_frame(frame, seen, ended)
     assert [s.reason for s in shots] == ["first", "pose_change"]
+
+
+def _shot_log(astronaut, selector: BestShotSelector, tracker: Tracker) -> list[tuple]:
+    """(reason, frame index, track) of every shot over 3 s of a face turning at 1.5 s."""
+    out = []
+    for i in range(75):
+        t = i / 25
+        frame = Frame(astronaut, i, 1_700_000_000 + t, t)
+        seen, ended = tracker.update([_det(170, 60, 90, 0.0 if t < 1.5 else 16.0)], t)
+        out += [
+            (s.reason, s.frame_index, s.track_id) for s in selector.on_frame(frame, seen, ended)
+        ]
+    return out
+
+
+def test_tracker_and_selector_take_their_typed_settings(astronaut):
+    assert TrackerSettings() == TrackerSettings(iou_threshold=0.3, max_missed_s=1.0, min_hits=2)
+    default = Tracker()
+    assert (default.iou_threshold, default.max_missed_s, default.min_hits) == (0.3, 1.0, 2)
+    tr = Tracker.from_settings(TrackerSettings(max_missed_s=0.5, min_hits=3))
+    assert (tr.iou_threshold, tr.max_missed_s, tr.min_hits) == (0.3, 0.5, 3)
+    assert vars(Tracker.from_settings({"max_missed_s": 0.5, "min_hits": 3})) == vars(tr)
+
+    shot = BestShotSettings.from_dict(SHOT_SETTINGS)
+    assert shot.min_face_px == 10 and shot.first_shot_after_s == 0.5
+    fresh = Tracker.from_settings(TrackerSettings(min_hits=3))
+    typed = _shot_log(astronaut, BestShotSelector(shot, fresh.min_hits), fresh)
+    legacy = _shot_log(astronaut, BestShotSelector(SHOT_SETTINGS, 3), Tracker(min_hits=3))
+    assert typed == legacy and [r for r, _, _ in typed] == ["first", "pose_change"]
+    assert typed[0][1] >= 2  # min_hits 3: no candidate before the third detection
+    # keys left out take the dataclass defaults
+    sel = BestShotSelector({})
+    assert (sel.interval_s, sel.min_face_px, sel.crop_size) == (10.0, 20.0, 160)
+
+
+def test_enhancement_stage_from_typed_settings_records_float_params():
+    settings = EnhanceSettings(
+        low_light=LowLightSettings(clahe_clip=3, target_mean=0.5),
+        denoise=DenoiseSettings(enabled=True, strength=7),
+        restore=RestoreSettings(enabled=False),
+    )
+    stage = EnhancementStage.from_settings(settings)
+    assert stage.describe() == [
+        {
+            "name": "denoise_nlmeans",
+            "kind": "classical",
+            "version": "1",
+            "params": {"strength": 7.0},
+        },
+        {
+            "name": "low_light_gamma_clahe",
+            "kind": "classical",
+            "version": "1",
+            "params": {"clahe_clip": 3.0, "target_mean": 0.5},
+        },
+    ]
+    assert [type(v) for s in stage.describe() for v in s["params"].values()] == [float] * 3
+    legacy = EnhancementStage.from_settings(settings.to_dict())
+    assert legacy.describe() == stage.describe()
+    assert EnhancementStage.from_settings(EnhanceSettings(enabled=False)).steps == []
 
 
 def test_enhancement_brightens_and_denoises_a_dark_noisy_face(astronaut):

@@ -119,10 +119,17 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}:/other")
-    assert default_spool_path() == tmp_path / "spool.sqlite"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/state:/var/lib/other")
+    assert default_spool_path("~/spool.db") == Path.home() / "spool.db"  # spool.path wins
+    state = tmp_path / "state" / "spool.sqlite"  # systemd's first StateDirectory
+    assert default_spool_path() == state
+    with Spool(None, 1, 1) as sp, BufferedSpool(None) as bs:  # both take this default
+        assert sp.path == state and bs.path == state
+    monkeypatch.setenv("STATE_DIRECTORY", ":/var/lib/other")
+    assert default_spool_path() == tmp_path / "var" / "spool.sqlite"  # empty first entry
     monkeypatch.delenv("STATE_DIRECTORY")
-    assert default_spool_path() == Path("var") / "spool.sqlite"
+    assert default_spool_path(None) == tmp_path / "var" / "spool.sqlite"  # absolute
 
 
 def test_thread_safe(tmp_path: Path) -> None:

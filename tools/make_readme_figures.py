@@ -11,12 +11,12 @@ from pathlib import Path
 
 import cv2
 
-from edge.app.daemon import build_detector, build_enhancer
 from edge.capture.demo import ensure_demo_clip
 from edge.commands.annotate import annotate_frame, contact_sheet
-from edge.config.load import camera_settings, load_config
-from edge.pipeline.processor import FaceProcessor
-from edge.types import Frame
+from edge.config.load import load_settings
+from edge.pipeline.build import build_camera
+from edge.pipeline.processor import FrameResult
+from edge.pipeline.workers import VideoFrames, run_frames
 
 
 def main() -> int:
@@ -24,23 +24,23 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(None)
-    settings = camera_settings(cfg, cfg["cameras"][0])
-    processor = FaceProcessor.from_settings(build_detector(settings), settings)
-    enhancer = build_enhancer(settings)
-    cap = cv2.VideoCapture(str(ensure_demo_clip()))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25
-    best_frame, best_n, shots, i = None, 0, [], 0
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        res = processor.process(Frame(image, i, i / fps, i / fps))
-        shots += res.shots
-        if len(res.tracks) >= best_n:
-            best_n, best_frame = len(res.tracks), annotate_frame(image, res.tracks, res.shots)
-        i += 1
-    shots += processor.flush()
+    settings = load_settings(None)
+    camera = build_camera(settings.cameras[0], device_id="readme")
+    shots: list = []
+    best: dict = {"n": 0, "frame": None}
+
+    def keep_busiest(res: FrameResult) -> None:
+        if len(res.tracks) >= best["n"]:
+            best["n"] = len(res.tracks)
+            best["frame"] = annotate_frame(res.frame.image, res.tracks, res.shots)
+
+    run_frames(
+        VideoFrames(ensure_demo_clip()),
+        camera.processor,
+        on_result=keep_busiest,
+        on_shots=shots.extend,
+    )
+    best_frame, enhancer = best["frame"], camera.builder.enhancer
     cv2.imwrite(str(args.out / "annotated-frame.jpg"), best_frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
     shots = sorted(shots, key=lambda s: -s.quality.overall)[:4]
     pairs = [(s.crop, enhancer(s.crop).image) for s in shots]

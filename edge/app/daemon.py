@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
 import queue
 import signal
@@ -10,133 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.pipeline.processor import EventBuilder, FaceProcessor
-from edge.shots.best_shot import Shot
+from edge.pipeline.build import build_camera
+from edge.pipeline.workers import SHOT_QUEUE_SIZE, CameraWorker, EventWorker
+from edge.settings import CameraSettings, MqttSettings, Settings
 
 log = logging.getLogger("edge.app.daemon")
-
-SHOT_QUEUE_SIZE = 256
-
-
-def build_detector(settings: dict):
-    from edge.detect.mtcnn import FaceDetector
-
-    d = settings["detector"]
-    return FaceDetector(
-        backend=d["backend"],
-        precision=d["precision"],
-        threads=int(d["threads"]),
-        min_face_px=float(d["min_face_px"]),
-        score_threshold=float(d["score_threshold"]),
-        models_dir=d.get("models_dir"),
-    )
-
-
-def build_enhancer(settings: dict):
-    from edge.enhance import EnhancementStage
-
-    shot = settings["best_shot"]
-    return EnhancementStage.from_settings(
-        settings["enhance"],
-        crop_size=int(shot["crop_size"]),
-        margin=float(shot["margin"]),
-        models_dir=settings["detector"].get("models_dir"),
-    )
-
-
-class CameraWorker(threading.Thread):
-    """Reads the newest frame, runs detection/tracking/selection, queues shots for enhancement."""
-
-    def __init__(
-        self, name: str, source, processor: FaceProcessor, builder: EventBuilder, shots: queue.Queue
-    ):
-        super().__init__(name=f"camera-{name}", daemon=True)
-        self.camera = name
-        self.source = source
-        self.processor = processor
-        self.builder = builder
-        self.shots = shots
-        self.stop_event = threading.Event()
-        self.faces = 0
-        self.last_frame_mono: float | None = None
-        self._fps_window: list[float] = []
-
-    def run(self) -> None:
-        self.source.start()
-        try:
-            while not self.stop_event.is_set():
-                frame = self.source.read(timeout=0.5)
-                if frame is None:
-                    if getattr(self.source, "ended", False):
-                        self._queue(self.processor.flush())
-                        log.info("camera %s: source ended", self.camera)
-                        break
-                    continue
-                result = self.processor.process(frame)
-                self.faces += len(result.detections)
-                self.last_frame_mono = time.monotonic()
-                self._fps_window.append(self.last_frame_mono)
-                self._queue(result.shots)
-        except Exception:
-            log.exception("camera %s: pipeline failed", self.camera)
-            raise
-        finally:
-            self._queue(self.processor.flush())
-            self.source.stop()
-
-    def _queue(self, shots: list[Shot]) -> None:
-        for shot in shots:
-            self.shots.put((self.builder, shot))  # blocks when full: back-pressure, nothing lost
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-    def stats(self) -> dict:
-        now = time.monotonic()
-        self._fps_window = [t for t in self._fps_window if now - t <= 5.0]
-        span = (self._fps_window[-1] - self._fps_window[0]) if len(self._fps_window) > 1 else 0.0
-        fps = (len(self._fps_window) - 1) / span if span > 0 else 0.0
-        src = self.source.stats()
-        return {
-            "fps": round(fps, 2),
-            "frames_processed": self.processor.frames,
-            "faces_detected": self.faces,
-            "detect_ms": round(self.processor.detect_ms.mean, 2),
-            # Region-of-interest detection: share of frames searched whole, mean area searched.
-            "detect_regions": self.processor.region_stats(),
-            "enhance_ms": round(self.builder.enhance_ms.mean, 2),
-            "source": {k: v for k, v in src.items() if k != "last_error" or v},
-        }
-
-
-class EventWorker(threading.Thread):
-    """Enhances queued shots and hands the events to the sink (the MQTT publisher)."""
-
-    def __init__(self, shots: queue.Queue, sink, on_event=None):
-        super().__init__(name="enhance", daemon=True)
-        self.shots = shots
-        self.sink = sink
-        self.on_event = on_event
-        self.events = 0
-        self.errors = 0
-
-    def run(self) -> None:
-        while True:
-            item = self.shots.get()
-            if item is None:
-                return
-            builder, shot = item
-            try:
-                event, _, _ = builder(shot)
-                self.sink(builder.camera, event)
-                self.events += 1
-                if self.on_event:
-                    self.on_event(event)
-            except Exception:
-                self.errors += 1
-                log.exception("failed to build or publish an event for track %s", shot.track_id)
-            finally:
-                self.shots.task_done()
 
 
 def describe_event(event: dict) -> str:
@@ -151,14 +31,14 @@ def describe_event(event: dict) -> str:
 class Daemon:
     def __init__(
         self,
-        cfg: dict,
+        settings: Settings,
         *,
         show: bool = True,
         out_dir: Path | None = None,
         config_path: str | None = None,
         wall_clock: Callable[[], float] = time.time,
     ):
-        self.cfg = cfg
+        self.settings = settings
         # Wall-clock time only stamps things (captured_at, spool rows, stats "ts"); every
         # duration, rate, interval and backoff uses time.monotonic. A seam for clock tests.
         self.wall_clock = wall_clock
@@ -169,7 +49,7 @@ class Daemon:
         self.started = time.monotonic()
         from edge.config.load import resolve_device_id
 
-        self.device_id = resolve_device_id(cfg)
+        self.device_id = resolve_device_id(settings.device_id)
         self.broker = None
         self.publisher = None
         self.viewer = None
@@ -181,70 +61,54 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        from edge.config.load import default_spool_path
         from edge.publish.local_broker import ensure_broker
         from edge.publish.publisher import Publisher
+        from edge.publish.spool import default_spool_path
 
-        mqtt_cfg, self.broker = ensure_broker(dict(self.cfg["mqtt"]))
+        mqtt, self.broker = ensure_broker(self.settings.mqtt)
         if self.broker is not None and self.show:
-            self._start_viewer(mqtt_cfg)
-        spool_cfg = dict(self.cfg["spool"])
-        spool_cfg["path"] = str(default_spool_path(self.cfg))
-        self.publisher = Publisher(mqtt_cfg, spool_cfg, self.device_id, wall_clock=self.wall_clock)
-        # The sink looks the publisher up on each event, so a reload can replace it.
-        self.worker = EventWorker(
-            self.shots, lambda cam, ev: self.publisher.publish_event(cam, ev), self._on_event
-        )
+            self._start_viewer(mqtt)
+        spool = self.settings.spool
+        spool = dataclasses.replace(spool, path=str(default_spool_path(spool.path)))
+        self.publisher = Publisher(mqtt, spool, self.device_id, wall_clock=self.wall_clock)
+        # The daemon is the sink: it hands each event to the current publisher.
+        self.worker = EventWorker(self.shots, self, self._on_event)
         self.worker.start()
-        for cam in self.cfg["cameras"]:
-            if cam.get("enabled", True):
+        for cam in self.settings.cameras:
+            if cam.enabled:
                 self._start_camera(cam)
 
-    def _start_camera(self, cam: dict) -> None:
-        from edge.capture import open_source, redact_uri
-        from edge.config.load import camera_settings
-        from edge.publish.topics import sanitize_level
+    def publish_event(self, camera: str, event: dict) -> int:
+        """EventSink: looked up on each event, so a reload can replace the publisher."""
+        return self.publisher.publish_event(camera, event)
 
-        settings = camera_settings(self.cfg, cam)
-        name = sanitize_level(cam["name"])
-        detector = build_detector(settings)
-        processor = FaceProcessor.from_settings(detector, settings)
-        builder = EventBuilder(
-            enhancer=build_enhancer(settings),
-            device_id=self.device_id,
-            camera=name,
-            detector_info=detector.info(),
-            jpeg_quality=int(settings["enhance"].get("jpeg_quality", 90)),
-        )
-        source = open_source(
-            cam["source"], camera=name, options=settings["capture"], wall_clock=self.wall_clock
-        )
-        worker = CameraWorker(name, source, processor, builder, self.shots)
-        self.cameras[name] = worker
+    def _start_camera(self, cam: CameraSettings) -> None:
+        from edge.capture import redact_uri
+
+        camera = build_camera(cam, device_id=self.device_id)
+        source = camera.open_source(wall_clock=self.wall_clock)
+        worker = CameraWorker(camera.name, source, camera.processor, camera.builder, self.shots)
+        self.cameras[camera.name] = worker
         worker.start()
+        info = camera.detector.info()
         log.info(
             "camera %s: %s (detector %s %s)",
-            name,
-            redact_uri(cam["source"]),  # rtsp://user:password@... must not reach the log
-            detector.info().get("backend"),
-            detector.info().get("precision"),
+            camera.name,
+            redact_uri(str(cam.source)),  # rtsp://user:password@... must not reach the log
+            info.get("backend"),
+            info.get("precision"),
         )
 
-    def _start_viewer(self, mqtt_cfg: dict) -> None:
+    def _start_viewer(self, mqtt: MqttSettings) -> None:
         """Demo mode: a reference subscriber on the local broker shows what really arrived."""
-        from edge.commands.subscribe import run_subscriber
+        from edge.commands.subscribe import Subscriber, SubscriberOptions
 
         out = self.out_dir or Path("var/demo-events")
 
         def view() -> None:
             try:
-                run_subscriber(
-                    mqtt_cfg["host"],
-                    int(mqtt_cfg["port"]),
-                    mqtt_cfg["topic_prefix"],
-                    out,
-                    stop_event=self._stop,
-                )
+                options = SubscriberOptions(mqtt.host, int(mqtt.port), mqtt.topic_prefix, out)
+                Subscriber(options).run(self._stop)
             except Exception:
                 log.exception("demo viewer failed")
 
@@ -297,10 +161,11 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: validate the new config; if it is bad keep running on the old one and say
         why (log, stats, systemd STATUS); else add, remove and restart cameras as needed."""
-        from edge.config.load import ConfigError, load_config
+        from edge.config.load import ConfigError, load_settings
+        from edge.publish.topics import sanitize_level
 
         try:
-            new = load_config(self.config_path)
+            new = load_settings(self.config_path)
         except (ConfigError, OSError) as e:
             problems = getattr(e, "problems", None) or [str(e)]
             self.config_error = (
@@ -309,29 +174,20 @@ class Daemon:
             log.error("%s", self.config_error)
             return
         self.config_error = None
-        old = self.cfg
-        self.cfg = new
-        if (old["mqtt"], old["spool"], old.get("device_id")) != (
-            new["mqtt"],
-            new["spool"],
-            new.get("device_id"),
-        ):
+        old = self.settings
+        kept = ("mqtt", "spool", "device_id")
+        if any(getattr(old, k) != getattr(new, k) for k in kept):
             log.warning(
                 "reload: mqtt/spool/device_id changes need a restart; keeping the running connection"
             )
-            new["mqtt"], new["spool"], new["device_id"] = (
-                old["mqtt"],
-                old["spool"],
-                old.get("device_id"),
-            )
-        sections = ("capture", "detector", "tracker", "best_shot", "enhance")
-        global_changed = any(old.get(k) != new.get(k) for k in sections)
-        old_cams = {c["name"]: c for c in old["cameras"] if c.get("enabled", True)}
-        new_cams = {c["name"]: c for c in new["cameras"] if c.get("enabled", True)}
-        from edge.publish.topics import sanitize_level
-
+            new = dataclasses.replace(new, **{k: getattr(old, k) for k in kept})
+        self.settings = new
+        # A camera's settings hold the global sections merged in: comparing them finds both
+        # its own changes and changes of the sections it inherits.
+        old_cams = {c.name: c for c in old.cameras if c.enabled}
+        new_cams = {c.name: c for c in new.cameras if c.enabled}
         for name, cam in old_cams.items():
-            if name not in new_cams or new_cams[name] != cam or global_changed:
+            if new_cams.get(name) != cam:
                 worker = self.cameras.pop(sanitize_level(name), None)
                 if worker:
                     worker.stop()
@@ -361,7 +217,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
         self.start()
-        interval = float(self.cfg["mqtt"]["stats_interval_s"])
+        interval = float(self.settings.mqtt.stats_interval_s)
         next_stats = time.monotonic() + min(interval, 5.0)
         next_status = 0.0
         ready = False
@@ -422,3 +278,31 @@ def _stats_line(stats: dict) -> str:
             f"{m.get('spool_memory_dropped', 0)} dropped): {m['spool_error']}"
         )
     return text
+
+
+# -- `face-edge run` -----------------------------------------------------------------------
+def add_arguments(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--config", help="YAML config (default: the embedded demo config)")
+    r.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    r.add_argument("--max-events", type=int, help="stop after this many events were published")
+    r.add_argument("--quiet", action="store_true", help="do not show each event")
+    r.add_argument("--demo-out", help="demo mode: where the built-in viewer stores received events")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edge.commands.common import load_settings_or_exit, setup_logging
+    from edge.runtime.manifest import ModelIntegrityError
+
+    settings = load_settings_or_exit(args.config)
+    setup_logging(settings.log_level)
+    daemon = Daemon(
+        settings,
+        show=not args.quiet,
+        out_dir=Path(args.demo_out) if args.demo_out else None,
+        config_path=args.config,
+    )
+    try:
+        return daemon.run_forever(max_seconds=args.max_seconds, max_events=args.max_events)
+    except ModelIntegrityError as e:
+        logging.getLogger("edge").error("%s", e)
+        return 3

@@ -1,9 +1,9 @@
 """Camera sources: Pi camera, USB (V4L2), IP cameras, video files and the demo clip.
 
-`open_source(uri, camera=..., options=cfg_capture)` returns a FrameSource (not
+`open_source(uri, camera=..., options=capture_settings)` returns a FrameSource (not
 yet started). Use it as::
 
-    src = open_source("rtsp://cam/stream", camera="door", options=settings["capture"]).start()
+    src = open_source("rtsp://cam/stream", camera="door", options=camera.capture).start()
     while running:
         frame = src.read(timeout=1.0)   # newest frame, or None
     src.stop()
@@ -14,49 +14,38 @@ picamera2 is imported only when a ``picamera2:`` source is opened.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from edge.capture.devices import (
-    OpenCVGrabber,
-    PiCameraGrabber,
-    import_picamera2,
-    parse_uri,
-    redact_uri,
-)
+from edge.capture.devices import OpenCVGrabber, PiCameraGrabber, import_picamera2
 from edge.capture.source import CallableGrabber, FrameSource, Grabber, SourceError
+from edge.capture.uri import Source, parse_source, redact_uri, source_problem
+from edge.settings import CaptureSettings
 
 __all__ = [
     "CallableGrabber",
     "FrameSource",
     "Grabber",
     "SourceError",
+    "Source",
     "open_source",
-    "parse_uri",
+    "parse_source",
     "redact_uri",
+    "source_problem",
 ]
-
-_DEFAULTS = {
-    "width": None,
-    "height": None,
-    "fps": None,
-    "loop": True,
-    "realtime": True,
-    "reconnect_min_s": 1.0,
-    "reconnect_max_s": 4.0,
-}
 
 
 def open_source(
     uri: str,
     *,
     camera: str,
-    options: dict | None = None,
+    options: CaptureSettings | Mapping[str, Any] | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> FrameSource:
     """A FrameSource for `uri` (call .start() on it).
 
-    options: the `capture` config section (width, height, fps, loop, realtime,
-    reconnect_min_s, reconnect_max_s); missing keys take the defaults.
+    options: the camera's `capture` settings (None: the defaults). A config dict still
+    works: keys missing or null take the defaults.
     Raises ValueError for a malformed URI and SourceError for a source kind
     that cannot work on this machine (picamera2 without libcamera). A device
     that merely fails to open is not an error here: the source keeps retrying
@@ -68,20 +57,23 @@ def open_source(
     Live sources ignore loop/realtime and always keep only the newest frame.
     wall_clock stamps Frame.wall_time (a seam for clock-jump tests).
     """
-    opts = {**_DEFAULTS, **{k: v for k, v in (options or {}).items() if v is not None}}
-    kind, target = parse_uri(uri)
+    if isinstance(options, Mapping):
+        options = {k: v for k, v in options.items() if v is not None}
+    opts = CaptureSettings.coerce(options)
+    parsed = parse_source(uri)
+    kind, target = parsed.kind, parsed.target
     label = redact_uri(str(uri).strip())
-    width, height, fps = opts["width"], opts["height"], opts["fps"]
+    width, height, fps = opts.width, opts.height, opts.fps
     common = {
         "camera": camera,
         "name": f"{camera}:{label}" if camera else label,
-        "reconnect_min_s": float(opts["reconnect_min_s"]),
-        "reconnect_max_s": float(opts["reconnect_max_s"]),
+        "reconnect_min_s": float(opts.reconnect_min_s),
+        "reconnect_max_s": float(opts.reconnect_max_s),
         "wall_clock": wall_clock,
     }
 
     if kind in ("file", "demo"):
-        realtime = bool(opts["realtime"])
+        realtime = bool(opts.realtime)
         if kind == "file":
             path = str(target)
 
@@ -97,7 +89,7 @@ def open_source(
 
         return FrameSource(
             opener,
-            loop=bool(opts["loop"]),
+            loop=bool(opts.loop),
             realtime=realtime,
             lossless=not realtime,
             **common,
@@ -119,7 +111,7 @@ def open_source(
 
         def opener() -> Grabber:
             return OpenCVGrabber(str(target), kind="network", label=label)
-    else:  # pragma: no cover - parse_uri knows no other kinds
+    else:  # pragma: no cover - parse_source knows no other kinds
         raise ValueError(f"unsupported source kind {kind!r}")
 
     return FrameSource(opener, **common)

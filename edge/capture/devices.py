@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import urllib.parse
 
 import cv2
 import numpy as np
 
 from edge.capture.source import SourceError
-from edge.config.load import redact_uri  # one masking rule for logs, stats and `config show`
 
 log = logging.getLogger(__name__)
 
@@ -161,50 +158,3 @@ class PiCameraGrabber:
                 step()
             except Exception as e:  # noqa: BLE001
                 log.debug("%s: %s: %s", self.label, step.__name__, e)
-
-
-_DEVICE_INDEX = re.compile(r"^\d+$")
-
-
-def parse_uri(uri: str) -> tuple[str, str | int]:
-    """Split a source URI into (kind, target).
-
-    kinds: 'demo' (scene name), 'picamera2' (index), 'v4l2' (index or device path),
-    'network' (the URL), 'file' (absolute path). Raises ValueError.
-    """
-    uri = str(uri).strip()
-    low = uri.lower()
-    if low in ("demo", "demo:") or low.startswith("demo:"):
-        from edge.capture.demo import scene_of
-
-        return "demo", scene_of(uri)
-    if _DEVICE_INDEX.match(uri):
-        return "v4l2", int(uri)
-    if low.startswith("picamera2:"):
-        rest = uri.split(":", 1)[1].lstrip("/") or "0"
-        if not _DEVICE_INDEX.match(rest):
-            raise ValueError(f"bad picamera2 source {uri!r}: expected picamera2:<index>")
-        return "picamera2", int(rest)
-    if low.startswith("v4l2:"):
-        rest = uri.split(":", 1)[1]
-        if rest.startswith("//"):
-            rest = rest[2:]
-        if _DEVICE_INDEX.match(rest):
-            return "v4l2", int(rest)
-        if not rest.startswith("/"):
-            raise ValueError(f"bad v4l2 source {uri!r}: expected v4l2:///dev/videoN")
-        return "v4l2", rest
-    if low.startswith(("rtsp://", "rtsps://", "http://", "https://")):
-        return "network", uri
-    if low.startswith("file:"):
-        parts = urllib.parse.urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"bad file source {uri!r}: expected file:///absolute/path")
-        path = urllib.parse.unquote(parts.path)
-        if not path.startswith("/"):
-            raise ValueError(f"bad file source {uri!r}: expected file:///absolute/path")
-        return "file", path
-    raise ValueError(
-        f"unsupported source {redact_uri(uri)!r}: use picamera2:N, v4l2:///dev/videoN, N, "
-        "rtsp://, http(s)://, file:///path, demo: or demo:crowd"
-    )

@@ -4,8 +4,11 @@ what it measured, and for a failure what to do. The exit code is the worst resul
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import glob
 import json
+import logging
 import shutil
 import subprocess
 import threading
@@ -13,6 +16,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from edge.settings import CameraSettings, MqttSettings, Settings, SpoolSettings
 
 LEVEL = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -25,11 +30,11 @@ class Check:
     fix: str = ""
 
 
-def check_config(path: str | None) -> tuple[dict | None, Check]:
-    from edge.config.load import ConfigError, load_config
+def check_config(path: str | None) -> tuple[Settings | None, Check]:
+    from edge.config.load import ConfigError, load_settings
 
     try:
-        cfg = load_config(path)
+        cfg = load_settings(path)
     except ConfigError as e:
         return None, Check(
             "config", "fail", "; ".join(e.problems[:3]), f"face-edge config check {path}"
@@ -39,11 +44,11 @@ def check_config(path: str | None) -> tuple[dict | None, Check]:
     return cfg, Check("config", "pass", path or "embedded defaults (demo camera, local broker)")
 
 
-def check_models(settings: dict) -> Check:
-    from edge.app.daemon import build_detector, build_enhancer
+def check_models(settings: CameraSettings) -> Check:
+    from edge.pipeline.build import build_detector, build_enhancer
     from edge.runtime.manifest import ModelIntegrityError
 
-    d = settings["detector"]
+    d = settings.detector
     try:
         det = build_detector(settings)
         enhancer = build_enhancer(settings)
@@ -58,7 +63,7 @@ def check_models(settings: dict) -> Check:
         return Check(
             "models",
             "fail",
-            f"{d['backend']} {d['precision']}: {e}",
+            f"{d.backend} {d.precision}: {e}",
             "install the runtime extra, e.g. pip install 'face-edge[tflite]'",
         )
     info = det.info()
@@ -77,14 +82,13 @@ def check_models(settings: dict) -> Check:
     )
 
 
-def check_camera(cam: dict, settings: dict, seconds: float) -> Check:
+def check_camera(cam: CameraSettings, seconds: float) -> Check:
     from edge.capture import open_source
 
-    name = f"camera {cam['name']}"
+    name = f"camera {cam.name}"
     try:
-        src = open_source(
-            cam["source"], camera=cam["name"], options={**settings["capture"], "loop": True}
-        )
+        options = dataclasses.replace(cam.capture, loop=True)
+        src = open_source(cam.source, camera=cam.name, options=options)
     except Exception as e:  # noqa: BLE001
         return Check(name, "fail", str(e), "check the source URI in cameras[].source")
     src.start()
@@ -110,7 +114,7 @@ def check_camera(cam: dict, settings: dict, seconds: float) -> Check:
         )
     fps = (frames - 1) / max(time.monotonic() - t0, 1e-3) if t0 else 0.0
     h, w = shape[:2]
-    want_w, want_h = settings["capture"].get("width"), settings["capture"].get("height")
+    want_w, want_h = cam.capture.width, cam.capture.height
     detail = f"{w}x{h} at {fps:.1f} fps, {stats.get('broken', 0)} broken, {stats.get('dropped', 0)} dropped"
     if want_w and want_h and (w, h) != (want_w, want_h):
         return Check(
@@ -129,13 +133,11 @@ def check_camera(cam: dict, settings: dict, seconds: float) -> Check:
     return Check(name, "pass", detail)
 
 
-def check_broker(cfg: dict, device_id: str) -> Check:
-    import paho.mqtt.client as mqtt
+def check_broker(m: MqttSettings, device_id: str) -> Check:
+    from edge.publish.client import make_client
+    from edge.publish.credentials import read_password
 
-    from edge.publish.publisher import build_ssl_context, read_password
-
-    m = cfg["mqtt"]
-    if not m.get("host"):
+    if not m.host:
         return Check(
             "broker",
             "warn",
@@ -143,20 +145,20 @@ def check_broker(cfg: dict, device_id: str) -> Check:
             "set mqtt.host to the central broker",
         )
     got = threading.Event()
-    topic = f"{m['topic_prefix']}/{device_id}/doctor/{uuid.uuid4().hex[:8]}"
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"face-edge-doctor-{uuid.uuid4().hex[:6]}"
-    )
+    topic = f"{m.topic_prefix}/{device_id}/doctor/{uuid.uuid4().hex[:8]}"
+    client = None
     result: dict = {}
     try:
-        if m.get("username"):
-            client.username_pw_set(m["username"], read_password(m))
-        if m["tls"].get("enabled"):
-            client.tls_set_context(build_ssl_context(m["tls"]))
+        client = make_client(
+            f"face-edge-doctor-{uuid.uuid4().hex[:6]}",
+            tls=m.tls if m.tls.enabled else None,
+            username=m.username,
+            password=read_password(m.password_file) if m.username else None,
+        )
         client.on_connect = lambda c, u, f, rc, p=None: result.setdefault("rc", rc)
         client.on_message = lambda c, u, msg: got.set()
         t0 = time.monotonic()
-        client.connect(m["host"], int(m["port"]), keepalive=10)
+        client.connect(m.host, int(m.port), keepalive=10)
         client.loop_start()
         deadline = time.monotonic() + 5
         while "rc" not in result and time.monotonic() < deadline:
@@ -166,7 +168,7 @@ def check_broker(cfg: dict, device_id: str) -> Check:
             return Check(
                 "broker",
                 "fail",
-                f"{m['host']}:{m['port']}: connection refused ({rc})",
+                f"{m.host}:{m.port}: connection refused ({rc})",
                 "check mqtt.username / password_file and the broker's ACL",
             )
         client.subscribe(topic, qos=1)
@@ -176,34 +178,35 @@ def check_broker(cfg: dict, device_id: str) -> Check:
             return Check(
                 "broker",
                 "fail",
-                f"{m['host']}:{m['port']}: no publish round-trip in 5 s",
+                f"{m.host}:{m.port}: no publish round-trip in 5 s",
                 "the broker ACL must allow this device's topics",
             )
         ms = (time.monotonic() - t0) * 1000
         return Check(
             "broker",
             "pass",
-            f"{m['host']}:{m['port']}{' TLS' if m['tls'].get('enabled') else ''}: connected, round-trip in {ms:.0f} ms",
+            f"{m.host}:{m.port}{' TLS' if m.tls.enabled else ''}: connected, round-trip in {ms:.0f} ms",
         )
     except Exception as e:  # noqa: BLE001
         return Check(
             "broker",
             "fail",
-            f"{m['host']}:{m['port']}: {e}",
+            f"{m.host}:{m.port}: {e}",
             "check mqtt.host/port, the network, TLS files (mqtt.tls.*) and the certificate's validity",
         )
     finally:
-        client.loop_stop()
-        try:
-            client.disconnect()
-        except Exception:  # noqa: BLE001
-            pass
+        if client is not None:  # None: the settings failed before a client existed
+            client.loop_stop()
+            try:
+                client.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
 
 
-def check_spool(cfg: dict) -> Check:
-    from edge.config.load import default_spool_path
+def check_spool(spool: SpoolSettings) -> Check:
+    from edge.publish.spool import default_spool_path
 
-    path = default_spool_path(cfg)
+    path = default_spool_path(spool.path)
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -218,7 +221,7 @@ def check_spool(cfg: dict) -> Check:
             "set spool.path to a writable folder (systemd: StateDirectory)",
         )
     free_mb = shutil.disk_usage(folder).free / 1e6
-    need = float(cfg["spool"]["max_mb"])
+    need = float(spool.max_mb)
     detail = f"{path}: writable, {free_mb:.0f} MB free (spool.max_mb {need:.0f})"
     if free_mb < need:
         return Check("spool", "warn", detail, "free disk space or lower spool.max_mb")
@@ -251,18 +254,18 @@ def check_temperature() -> Check:
 
 
 def run_doctor(path: str | None, seconds: float = 3.0) -> list[Check]:
-    from edge.config.load import camera_settings, resolve_device_id
+    from edge.config.load import resolve_device_id
 
-    cfg, c = check_config(path)
+    settings, c = check_config(path)
     checks = [c]
-    if cfg is None:
+    if settings is None:
         return checks
-    cams = [cam for cam in cfg["cameras"] if cam.get("enabled", True)]
-    checks.append(check_models(camera_settings(cfg, cams[0]) if cams else cfg))
+    cams = [cam for cam in settings.cameras if cam.enabled]
+    checks.append(check_models(cams[0] if cams else settings.cameras[0]))
     for cam in cams:
-        checks.append(check_camera(cam, camera_settings(cfg, cam), seconds))
-    checks.append(check_broker(cfg, resolve_device_id(cfg)))
-    checks.append(check_spool(cfg))
+        checks.append(check_camera(cam, seconds))
+    checks.append(check_broker(settings.mqtt, resolve_device_id(settings.device_id)))
+    checks.append(check_spool(settings.spool))
     checks.append(check_temperature())
     return checks
 
@@ -287,3 +290,14 @@ def doctor_main(path: str | None, as_json: bool, seconds: float) -> int:
             if c.fix and c.result != "pass":
                 print(f"{'':4}  {'':<{width}}  fix: {c.fix}")
     return worst
+
+
+def add_arguments(d: argparse.ArgumentParser) -> None:
+    d.add_argument("--config")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--seconds", type=float, default=3.0, help="how long to watch each camera")
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.ERROR)
+    return doctor_main(args.config, args.json, args.seconds)

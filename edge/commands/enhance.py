@@ -3,6 +3,8 @@ same pipeline as the daemon, writing events.jsonl (the MQTT form, crops as files
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import cv2
 
-from edge.pipeline.processor import EventBuilder, FaceProcessor
+from edge.pipeline.processor import EventBuilder, FaceProcessor, FrameResult
+from edge.pipeline.workers import VideoFrames, run_frames
 from edge.shots.best_shot import Shot
 from edge.types import Frame
 
@@ -63,6 +66,10 @@ class EventWriter:
         self.count += 1
         return event
 
+    def write_all(self, shots: list[Shot]) -> None:
+        for shot in shots:
+            self.write(shot)
+
     def close(self) -> None:
         self._jsonl.close()
 
@@ -97,46 +104,22 @@ def process_images(paths: list[Path], processor: FaceProcessor, writer: EventWri
 
 
 def process_video(path: Path, processor: FaceProcessor, writer: EventWriter) -> dict:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise OSError(f"cannot open video {path}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    progress = Progress(total, "frames")
-    start_wall = time.time()
-    frames = broken = 0
-    size = None
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        # Video time, not processing time, drives the tracker: offline runs faster than real time.
-        video_t = frames / fps
-        frames += 1
-        if (
-            image is None
-            or image.ndim != 3
-            or image.shape[2] != 3
-            or (size and image.shape != size)
-        ):
-            broken += 1
-            continue
-        size = size or image.shape
-        frame = Frame(
-            image=image, index=frames - 1, wall_time=start_wall + video_t, mono_time=video_t
-        )
-        for shot in processor.process(frame).shots:
-            writer.write(shot)
-        progress.update(frames, f"events {writer.count}")
-    cap.release()
-    for shot in processor.flush():
-        writer.write(shot)
-    progress.update(frames, f"events {writer.count}", force=True)
+    frames = VideoFrames(path)
+    progress = Progress(None, "frames")
+
+    def on_result(result: FrameResult) -> None:
+        progress.total = frames.total
+        progress.update(frames.frames, f"events {writer.count}")
+
+    run_frames(frames, processor, on_result=on_result, on_shots=writer.write_all)
+    progress.update(frames.frames, f"events {writer.count}", force=True)
     progress.close()
-    if total and frames < total:
-        # A truncated file ends early: say how much of it could not be decoded.
-        broken += total - frames
-    return {"frames": frames, "broken": broken, "events": writer.count, "fps": fps}
+    return {
+        "frames": frames.frames,
+        "broken": frames.broken,
+        "events": writer.count,
+        "fps": frames.fps,
+    }
 
 
 def run_enhance(
@@ -152,3 +135,32 @@ def run_enhance(
         return process_video(input_path, processor, writer)
     finally:
         writer.close()
+
+
+def add_arguments(e: argparse.ArgumentParser) -> None:
+    e.add_argument("input")
+    e.add_argument("--out", required=True)
+    e.add_argument("--config")
+    e.add_argument("--camera", default="offline", help="camera name written in the events")
+    e.add_argument("--backend", choices=["onnx", "tflite"])
+
+
+def main(args: argparse.Namespace) -> int:
+    from edge.commands.common import load_settings_or_exit, setup_logging
+    from edge.config.load import resolve_device_id
+    from edge.pipeline.build import build_camera
+
+    settings = load_settings_or_exit(args.config)
+    setup_logging(settings.log_level)
+    src = Path(args.input)
+    if not src.exists():
+        print(f"input not found: {src}", file=sys.stderr)
+        return 2
+    cam = settings.camera_for({"name": args.camera, "source": "file://" + str(src.resolve())})
+    if args.backend:
+        cam = dataclasses.replace(cam, detector=cam.detector.merged({"backend": args.backend}))
+    camera = build_camera(cam, device_id=resolve_device_id(settings.device_id))
+    summary = run_enhance(src, Path(args.out), camera.processor, camera.builder)
+    print(json.dumps(summary))
+    print(f"wrote {summary['events']} events to {Path(args.out) / 'events.jsonl'}")
+    return 0

@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.publish import topics
-from edge.publish.publisher import MqttConfigError, build_ssl_context
+from edge.publish.client import make_client
+from edge.publish.credentials import read_password
+from edge.publish.errors import MqttConfigError
 
 log = logging.getLogger(__name__)
 
@@ -182,156 +183,204 @@ class _EventStore:
         self.emit(f"STATUS {device} {payload.decode('utf-8', errors='replace')[:32]}")
 
 
-def run_subscriber(
-    host: str,
-    port: int,
-    topic_prefix: str,
-    out_dir: str | os.PathLike[str],
-    *,
-    shared_group: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    tls: bool = False,
-    ca_file: str | None = None,
-    cert_file: str | None = None,
-    key_file: str | None = None,
-    tls_verify: bool = True,
-    client_id: str | None = None,
-    qos: int = 1,
-    keepalive: int = 30,
-    max_events: int | None = None,
-    timeout: float | None = None,
-    validate: bool = True,
-    stop_event: threading.Event | None = None,
-    ready: threading.Event | None = None,
-    emit: Callable[[str], None] | None = None,
-    reconnect_min_s: float = 0.5,
-    reconnect_max_s: float = 10.0,
-) -> SubscriberResult:
-    """Receive and store face events until ``max_events`` stored, ``timeout`` s, ``stop_event``
-    or a fatal error (bad credentials, TLS failure): then returns the counts.
+@dataclass(frozen=True)
+class SubscriberOptions:
+    """Where to connect, what to subscribe to and when to stop.
 
     ``client_id`` given: persistent session (MQTT 3.1.1 clean_session false, or MQTT 5
     clean_start false + session expiry), so the broker queues QoS 1 events while away.
     ``shared_group``: MQTT 5 shared subscription ``$share/{group}/{prefix}/+/+/faces``.
+    The subscriber ends after ``max_events`` stored or ``timeout`` seconds (None: never).
+    """
+
+    host: str
+    port: int
+    topic_prefix: str
+    out_dir: str | os.PathLike[str]
+    shared_group: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_verify: bool = True
+    client_id: str | None = None
+    qos: int = 1
+    keepalive: int = 30
+    max_events: int | None = None
+    timeout: float | None = None
+    validate: bool = True
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 10.0
+
+    @property
+    def mqtt5(self) -> bool:
+        return self.shared_group is not None  # shared subscriptions need MQTT 5
+
+    @property
+    def persistent(self) -> bool:
+        return bool(self.client_id)
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+class Subscriber:
+    """Receives and stores face events until ``max_events`` stored, ``timeout`` s, the stop
+    event or a fatal error (bad credentials, TLS failure); ``run()`` returns the counts.
+
     ``ready`` is set once the subscriptions are acknowledged. ``emit`` gets one line per
     message (default: print to stdout).
     """
-    prefix = topics.validate_prefix(topic_prefix)
-    if emit is None:
 
-        def emit(line: str) -> None:
-            print(line, flush=True)
+    def __init__(
+        self,
+        options: SubscriberOptions,
+        *,
+        ready: threading.Event | None = None,
+        emit: Callable[[str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.prefix = topics.validate_prefix(options.topic_prefix)
+        self.ready = ready
+        self.emit = emit or _print_line
+        validator = _make_validator() if options.validate else None
+        self.store = _EventStore(Path(options.out_dir), validator, self.emit)
+        self.result = self.store.result
+        faces = topics.faces_filter(self.prefix)
+        group = options.shared_group
+        self.faces_filter = faces if group is None else topics.shared(group, faces)
+        self.status_filter = topics.status_filter(self.prefix)
+        self._done = threading.Event()
 
-    store = _EventStore(Path(out_dir), _make_validator() if validate else None, emit)
-    result = store.result
-    v5 = shared_group is not None
-    faces = topics.faces_filter(prefix)
-    if v5:
-        faces = topics.shared(shared_group, faces)
-    status = topics.status_filter(prefix)
-    done = threading.Event()
-    persistent = bool(client_id)
+    def run(self, stop_event: threading.Event | None = None) -> SubscriberResult:
+        """Connect, receive until done, disconnect; the result also carries a fatal error."""
+        client = self._make_client()
+        # first connection in the foreground so that a wrong host/TLS setup fails clearly
+        try:
+            self._connect(client)
+        except (OSError, ValueError) as e:
+            o = self.options
+            self.result.error = f"cannot connect to {o.host}:{o.port}: {e}"
+            self.emit(f"ERROR {self.result.error}")
+            return self.result
+        client.loop_start()
+        try:
+            self._wait(stop_event)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return self.result
 
-    kwargs: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2}
-    kwargs["client_id"] = client_id or ""
-    if v5:
-        kwargs["protocol"] = mqtt.MQTTv5
-    else:
-        kwargs["protocol"] = mqtt.MQTTv311
-        kwargs["clean_session"] = not persistent
-    client = mqtt.Client(**kwargs)
-    client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
-    if username:
-        client.username_pw_set(username, password)
-    if tls:
-        client.tls_set_context(
-            build_ssl_context(
-                {
-                    "ca_file": ca_file,
-                    "cert_file": cert_file,
-                    "key_file": key_file,
-                    "verify": tls_verify,
-                },
-                where="subscriber tls",
-            )
+    # -- connection ----------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        o = self.options
+        tls = None
+        if o.tls:
+            tls = {
+                "ca_file": o.ca_file,
+                "cert_file": o.cert_file,
+                "key_file": o.key_file,
+                "verify": o.tls_verify,
+            }
+        client = make_client(
+            o.client_id or "",
+            protocol=mqtt.MQTTv5 if o.mqtt5 else mqtt.MQTTv311,
+            # MQTT 5 chooses clean start at connect time instead
+            clean_session=None if o.mqtt5 else not o.persistent,
+            tls=tls,
+            tls_where="subscriber tls",
+            username=o.username,
+            password=o.password,
+            reconnect_delay=(o.reconnect_min_s, o.reconnect_max_s),
         )
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
 
-    def fatal(msg: str) -> None:
-        if result.error is None:
-            result.error = msg
-        emit(f"ERROR {msg}")
-        done.set()
-
-    def on_connect(c: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            fatal(f"broker refused the connection: {reason}")
+    def _connect(self, client: mqtt.Client) -> None:
+        o = self.options
+        if not o.mqtt5:
+            client.connect(o.host, o.port, o.keepalive)
             return
-        log.info(
-            "subscriber connected to %s:%d (session present: %s)", host, port, flags.session_present
-        )
-        if v5:
-            c.subscribe([(faces, SubscribeOptions(qos=qos)), (status, SubscribeOptions(qos=1))])
-        else:
-            c.subscribe([(faces, qos), (status, 1)])
+        props = Properties(PacketTypes.CONNECT)
+        if o.persistent:
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+        client.connect(o.host, o.port, o.keepalive, clean_start=not o.persistent, properties=props)
 
-    def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+    def _wait(self, stop_event: threading.Event | None) -> None:
+        timeout = self.options.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set():
+            if stop_event is not None and stop_event.is_set():
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            self._done.wait(0.1)
+
+    def _fatal(self, msg: str) -> None:
+        if self.result.error is None:
+            self.result.error = msg
+        self.emit(f"ERROR {msg}")
+        self._done.set()
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+    def _on_connect(self, c: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._fatal(f"broker refused the connection: {reason}")
+            return
+        o = self.options
+        log.info(
+            "subscriber connected to %s:%d (session present: %s)",
+            o.host,
+            o.port,
+            flags.session_present,
+        )
+        if o.mqtt5:
+            c.subscribe(
+                [
+                    (self.faces_filter, SubscribeOptions(qos=o.qos)),
+                    (self.status_filter, SubscribeOptions(qos=1)),
+                ]
+            )
+        else:
+            c.subscribe([(self.faces_filter, o.qos), (self.status_filter, 1)])
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any
+    ) -> None:
         bad = [str(r) for r in reasons if r.is_failure]
         if bad:
-            fatal(f"subscription refused: {', '.join(bad)}")
-        elif ready is not None:
-            ready.set()
+            self._fatal(f"subscription refused: {', '.join(bad)}")
+        elif self.ready is not None:
+            self.ready.set()
 
-    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            parsed = topics.parse_topic(prefix, msg.topic)
-            if parsed is None:
-                return
-            device, camera, kind = parsed
-            if kind == topics.FACES and camera is not None:
-                store.handle_event(device, camera, msg.payload)
-                if max_events is not None and result.stored >= max_events:
-                    done.set()
-            elif kind == topics.STATUS:
-                store.handle_status(device, msg.payload)
+            self._handle(msg.topic, msg.payload)
         except Exception as e:  # noqa: BLE001 - an exception here would stop paho's loop
             log.exception("subscriber: message on %s", msg.topic)
-            with store.lock:
-                result.invalid += 1
-            emit(f"ERROR {msg.topic}: {e}")
+            with self.store.lock:
+                self.result.invalid += 1
+            self.emit(f"ERROR {msg.topic}: {e}")
 
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-
-    # first connection in the foreground so that a wrong host/TLS setup fails clearly
-    try:
-        if v5:
-            props = Properties(PacketTypes.CONNECT)
-            if persistent:
-                props.SessionExpiryInterval = SESSION_EXPIRY_S
-            client.connect(host, port, keepalive, clean_start=not persistent, properties=props)
-        else:
-            client.connect(host, port, keepalive)
-    except (OSError, ValueError) as e:
-        result.error = f"cannot connect to {host}:{port}: {e}"
-        emit(f"ERROR {result.error}")
-        return result
-    client.loop_start()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while not done.is_set():
-            if stop_event is not None and stop_event.is_set():
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            done.wait(0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return result
+    def _handle(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse_topic(self.prefix, topic)
+        if parsed is None:
+            return
+        device, camera, kind = parsed
+        if kind == topics.FACES and camera is not None:
+            self.store.handle_event(device, camera, payload)
+            max_events = self.options.max_events
+            if max_events is not None and self.result.stored >= max_events:
+                self._done.set()
+        elif kind == topics.STATUS:
+            self.store.handle_status(device, payload)
 
 
 # -- CLI ---------------------------------------------------------------------------------
@@ -379,40 +428,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-validate", action="store_true", help="skip JSON Schema checks")
 
 
+def _options_from_args(args: argparse.Namespace) -> SubscriberOptions:
+    password = None
+    if args.username:
+        password = read_password(args.password_file, where="--password-file")
+    elif args.password_file:
+        raise MqttConfigError("--password-file needs --username")
+    if password and not args.tls and not args.allow_insecure:
+        raise MqttConfigError(
+            "refusing to send the password over plain TCP: use --tls or --allow-insecure"
+        )
+    return SubscriberOptions(
+        args.host,
+        args.port if args.port is not None else (8883 if args.tls else 1883),
+        args.prefix,
+        args.out,
+        shared_group=args.group,
+        username=args.username,
+        password=password,
+        tls=args.tls,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        tls_verify=not args.insecure,
+        client_id=args.client_id,
+        qos=args.qos,
+        max_events=args.max_events,
+        timeout=args.timeout,
+        validate=not args.no_validate,
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``face-edge subscribe``; 0 when it ended normally, 1 on a fatal error, 2 on bad options."""
-    from edge.publish.publisher import read_password
-
     try:
-        password = None
-        if args.username:
-            password = read_password({"password_file": args.password_file})
-        elif args.password_file:
-            raise MqttConfigError("--password-file needs --username")
-        if password and not args.tls and not args.allow_insecure:
-            raise MqttConfigError(
-                "refusing to send the password over plain TCP: use --tls or --allow-insecure"
-            )
-        port = args.port if args.port is not None else (8883 if args.tls else 1883)
-        result = run_subscriber(
-            args.host,
-            port,
-            args.prefix,
-            args.out,
-            shared_group=args.group,
-            username=args.username,
-            password=password,
-            tls=args.tls,
-            ca_file=args.ca_file,
-            cert_file=args.cert_file,
-            key_file=args.key_file,
-            tls_verify=not args.insecure,
-            client_id=args.client_id,
-            qos=args.qos,
-            max_events=args.max_events,
-            timeout=args.timeout,
-            validate=not args.no_validate,
-        )
+        result = Subscriber(_options_from_args(args)).run()
     except (MqttConfigError, ValueError) as e:
         print(f"face-edge subscribe: {e}", file=sys.stderr)
         return 2

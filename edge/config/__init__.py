@@ -9,8 +9,10 @@ from edge.config.load import (
     default_config,
     load_config,
     load_config_text,
+    load_settings,
     redacted,
     resolve_device_id,
+    settings_from_config,
 )
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "default_config",
     "load_config",
     "load_config_text",
+    "load_settings",
     "redacted",
     "resolve_device_id",
+    "settings_from_config",
 ]

@@ -1,9 +1,11 @@
 """Loading and checking the daemon's YAML configuration.
 
-The contract (key names, defaults) is ``edge/schemas/config.schema.json``, described in
-``docs/DESIGN.md`` and ``config/README.md``. After :func:`load_config` the configuration
-is a plain nested dict with every default filled in; per-camera override sections stay
-sparse and are combined with the global sections by :func:`camera_settings`.
+The contract (key names, types, defaults) is the settings classes of ``edge/settings.py``;
+``edge/schemas/config.schema.json`` and ``config/README.md`` are generated from them.
+:func:`load_settings` returns a frozen :class:`~edge.settings.Settings` whose cameras hold
+their overrides merged over the global sections. :func:`load_config` (the older form) returns
+a plain nested dict with every default filled in; per-camera override sections stay sparse
+and are combined with the global sections by :func:`camera_settings`.
 
 Validation does not need the ``jsonschema`` package: :mod:`edge.config.validate`
 interprets the schema, :mod:`edge.config.yaml_lines` supplies line numbers, and the semantic
@@ -11,45 +13,33 @@ checks below cover what a schema cannot say (unique camera names, source URIs, .
 Every problem is reported at once, as ``key.path: message (line N)``.
 
 Secrets: the broker password is never written in the config file; it is read at run time
-by :func:`resolve_password` from ``mqtt.password_file`` or from systemd's
-``$CREDENTIALS_DIRECTORY/mqtt-password``. Camera URIs may hold credentials
+by :func:`edge.publish.credentials.read_password` from ``mqtt.password_file`` or from
+systemd's ``$CREDENTIALS_DIRECTORY/mqtt-password``. Camera URIs may hold credentials
 (``rtsp://user:pass@cam``); :func:`redacted` and :func:`redact_uri` hide them.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
-import os
 import re
 import socket
 import stat
-import sys
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from edge.capture.uri import REDACTED, redact_uri, source_problem
+from edge.config.schema import settings_schema
 from edge.config.validate import KeyPath, Problem, SchemaValidator, format_path, line_for
 from edge.config.yaml_lines import load_yaml_with_lines
 from edge.publish.topics import sanitize_level
+from edge.settings import CAMERA_SECTIONS, Settings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.json"
-CAMERA_SECTIONS = ("capture", "detector", "tracker", "best_shot", "enhance")
-CREDENTIAL_NAME = "mqtt-password"  # file name under $CREDENTIALS_DIRECTORY
-REDACTED = "***"
 
-SOURCE_FORMS = (
-    "picamera2:0, v4l2:///dev/video0, a device index such as 0, rtsp://, rtsps://, "
-    "http://, https://, file:///path/video.mp4, demo: or demo:crowd"
-)
-_NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # Keys holding file system paths: relative values are taken from the config file's directory.
 _GLOBAL_PATH_KEYS: tuple[KeyPath, ...] = (
     ("mqtt", "password_file"),
@@ -79,19 +69,9 @@ class ConfigError(Exception):
 
 
 @lru_cache(maxsize=1)
-def _schema() -> dict:
-    with open(SCHEMA_PATH, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def config_schema() -> dict:
-    """A copy of the configuration's JSON Schema."""
-    return copy.deepcopy(_schema())
-
-
-@lru_cache(maxsize=1)
 def _validator() -> SchemaValidator:
-    return SchemaValidator(_schema())
+    # The schema the settings classes generate (the committed file is the same text).
+    return SchemaValidator(settings_schema())
 
 
 def default_config() -> dict:
@@ -100,6 +80,18 @@ def default_config() -> dict:
 
 
 # -- loading -------------------------------------------------------------------------------
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Load and check a configuration file (``None``: the embedded defaults) as typed,
+    frozen settings. Raises :class:`ConfigError` listing every problem; warnings are logged."""
+    return settings_from_config(load_config(path))
+
+
+def settings_from_config(cfg: Mapping[str, Any]) -> Settings:
+    """The typed settings of a checked configuration dict (``load_config``'s result): each
+    camera's override sections merged over the global sections, lists made tuples."""
+    return Settings.from_dict(cfg)
 
 
 def load_config(path: str | Path | None) -> dict:
@@ -192,59 +184,6 @@ def _problem(lines: Mapping[KeyPath, int], path: KeyPath, message: str) -> Probl
     return Problem(format_path(path), message, line_for(lines, path))
 
 
-def source_problem(source: Any) -> str | None:
-    """Why ``source`` is not a usable camera source URI, or ``None`` when it is."""
-    if isinstance(source, bool) or not isinstance(source, int | str):
-        return None  # the schema reports the type
-    if isinstance(source, int):
-        return None if source >= 0 else "a device index must be >= 0"
-    s = source.strip()
-    if s != source:
-        return "remove the spaces around the source"
-    if s.isdigit():
-        return None
-    if s.startswith("/dev/video"):
-        return f"unsupported source {s!r} (did you mean 'v4l2://{s}'?)"
-    if s.startswith("/") or s.startswith("./"):
-        return f"unsupported source {s!r} (did you mean 'file://{Path(s).absolute()}'?)"
-    scheme, sep, rest = s.partition(":")
-    scheme = scheme.lower()
-    if not sep:
-        return f"unsupported source {s!r}: use {SOURCE_FORMS}"
-    if scheme == "demo":
-        from edge.capture.demo import scene_of
-
-        try:
-            scene_of(s)
-        except ValueError as e:
-            return str(e)
-        return None
-    if scheme == "picamera2":
-        return (
-            None
-            if rest == "" or rest.isdigit()
-            else f"picamera2 source takes a camera number, e.g. 'picamera2:0', not {rest!r}"
-        )
-    if scheme == "v4l2":
-        if not rest.startswith("//") or not rest[2:]:
-            return "v4l2 source looks like 'v4l2:///dev/video0'"
-        return None
-    if scheme == "file":
-        if not rest.startswith("//") or not rest[2:]:
-            return "file source looks like 'file:///path/to/video.mp4'"
-        return None
-    if scheme in _NETWORK_SCHEMES:
-        try:
-            parts = urlsplit(s)
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as e:
-            return f"bad {scheme} URI: {e}"
-        if not rest.startswith("//") or not parts.hostname:
-            return f"{scheme} source needs a host, e.g. '{scheme}://192.168.1.20/stream'"
-        return None
-    return f"unsupported source scheme '{scheme}:': use {SOURCE_FORMS}"
-
-
 def _semantic_problems(cfg: dict, lines: Mapping[KeyPath, int]) -> list[Problem]:
     """Checks the schema cannot express. Tolerates values the schema already rejected."""
     out: list[Problem] = []
@@ -283,7 +222,12 @@ def _semantic_problems(cfg: dict, lines: Mapping[KeyPath, int]) -> list[Problem]
                 why = source_problem(cam["source"])
                 if why:
                     out.append(_problem(lines, ("cameras", i, "source"), why))
-            capture = _merged_section(cfg, cam, "capture")
+            # capture is flat: a camera's keys simply replace the global ones
+            base, override = cfg.get("capture"), cam.get("capture")
+            capture = {
+                **(base if isinstance(base, dict) else {}),
+                **(override if isinstance(override, dict) else {}),
+            }
             out += _range_problem(lines, ("cameras", i, "capture"), capture, cam.get("capture"))
     out += _range_problem(lines, ("capture",), cfg.get("capture"), None)
 
@@ -458,21 +402,6 @@ def _uri_password(uri: str) -> bool:
         return False
 
 
-def redact_uri(uri: str) -> str:
-    """``rtsp://user:secret@cam/stream`` -> ``rtsp://user:***@cam/stream``; other text unchanged."""
-    if not isinstance(uri, str) or "@" not in uri:
-        return uri
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:{REDACTED}@{hostport}").geturl()
-
-
 def redacted(cfg: Mapping[str, Any]) -> dict:
     """A deep copy of ``cfg`` safe to log or print: values of password/secret/token keys
     are replaced by ``***`` and passwords inside URIs are masked. Paths to secret files
@@ -492,141 +421,25 @@ def redacted(cfg: Mapping[str, Any]) -> dict:
     return walk(cfg, None)
 
 
-def resolve_password(mqtt_cfg: Mapping[str, Any]) -> str | None:
-    """The broker password, or ``None`` when none is configured.
-
-    Read from ``mqtt_cfg["password_file"]``; when that is null and ``$CREDENTIALS_DIRECTORY``
-    is set (systemd ``LoadCredential=``), from ``$CREDENTIALS_DIRECTORY/mqtt-password`` if
-    that file exists. One trailing newline (``\\n`` or ``\\r\\n``) is stripped. Raises
-    :class:`ConfigError` (without the secret) when the file cannot be read or is empty.
-    """
-    file = mqtt_cfg.get("password_file")
-    if file:
-        path, key = Path(file).expanduser(), "mqtt.password_file"
-    else:
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not creds:
-            return None
-        path, key = Path(creds) / CREDENTIAL_NAME, f"$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}"
-        if not path.exists():
-            return None
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(
-            [
-                Problem(
-                    key, f"cannot read the password file {path}: {e.strerror or type(e).__name__}"
-                )
-            ]
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError([Problem(key, f"the password file {path} is not UTF-8 text")]) from None
-    if text.endswith("\r\n"):
-        text = text[:-2]
-    elif text.endswith("\n"):
-        text = text[:-1]
-    if not text:
-        raise ConfigError([Problem(key, f"the password file {path} is empty")])
-    if "\n" in text:
-        raise ConfigError([Problem(key, f"the password file {path} holds more than one line")])
-    return text
-
-
 # -- derived settings ----------------------------------------------------------------------
 
 
-def _deep_merge(base: Any, override: Any) -> Any:
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = {k: copy.deepcopy(v) for k, v in base.items()}
-        for k, v in override.items():
-            out[k] = _deep_merge(base.get(k), v)
-        return out
-    return copy.deepcopy(override)
-
-
-def _merged_section(cfg: Mapping[str, Any], camera: Mapping[str, Any], section: str) -> Any:
-    base = cfg.get(section)
-    override = camera.get(section)
-    if not isinstance(override, dict) or not override:
-        return copy.deepcopy(base)
-    return _deep_merge(base, override)
-
-
 def camera_settings(cfg: Mapping[str, Any], camera: Mapping[str, Any]) -> dict:
-    """The settings one camera runs with: ``name``, ``source``, ``enabled`` and the sections
-    capture/detector/tracker/best_shot/enhance, the camera's overrides deep-merged over the
-    global sections (mappings merge key by key; any other value, ``null`` included, replaces)."""
-    out: dict[str, Any] = {
-        "name": camera.get("name"),
-        "source": camera.get("source"),
-        "enabled": camera.get("enabled", True),
-    }
-    for section in CAMERA_SECTIONS:
-        out[section] = _merged_section(cfg, camera, section)
-    return out
+    """The settings one camera entry runs with, as plain dicts (typed: ``Settings.cameras``,
+    or ``settings.camera_for(entry)`` for an entry not in the file): ``name``, ``source``,
+    ``enabled`` and the sections capture/detector/tracker/best_shot/enhance, the camera's
+    overrides deep-merged over the global sections (mappings merge key by key; any other
+    value, ``null`` included, replaces). The same merge as :func:`settings_from_config`."""
+    sections = Settings.from_dict({s: cfg[s] for s in CAMERA_SECTIONS if s in cfg})
+    return sections.camera_for(camera).to_dict()
 
 
-def default_spool_path(cfg: Mapping[str, Any]) -> Path:
-    """``spool.path`` if set, else ``$STATE_DIRECTORY/spool.sqlite`` (first directory when
-    systemd lists several), else ``./var/spool.sqlite`` (absolute, from the working dir)."""
-    configured = _get(cfg, ("spool", "path"))
-    if configured:
-        return Path(configured).expanduser()
-    state = os.environ.get("STATE_DIRECTORY")
-    if state:
-        first = state.split(":")[0]
-        if first:
-            return Path(first) / "spool.sqlite"
-    return Path.cwd() / "var" / "spool.sqlite"
-
-
-def resolve_device_id(cfg: Mapping[str, Any]) -> str:
-    """``device_id`` if set, else the host name made safe as an MQTT topic level."""
-    configured = cfg.get("device_id")
+def resolve_device_id(configured: str | None) -> str:
+    """``device_id`` (``Settings.device_id``) if set, else the host name made safe as an MQTT
+    topic level."""
     if configured:
         # the schema already refuses / + # and spaces; control characters and a leading $
         # (broker topics) get through it
         return sanitize_level(configured)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()).strip("-.")
     return name or "face-edge"
-
-
-# -- command line --------------------------------------------------------------------------
-
-
-def _print_problems(path: str, problems: list[Problem], prefix: str = "") -> None:
-    for p in problems:
-        where = f"{path}:{p.line}" if p.line is not None else path
-        print(f"{where}: {p.key}: {prefix}{p.message}", file=sys.stderr)
-
-
-def config_check_main(path: str) -> int:
-    """``config check``: print ``OK: <path>`` and return 0 when valid (warnings go to stderr);
-    else print ``<path>:<line>: <key.path>: <message>`` per problem to stderr and return 2."""
-    try:
-        _, warnings = check_config(path)
-    except ConfigError as e:
-        _print_problems(str(path), e.details)
-        return 2
-    _print_problems(str(path), warnings, "warning: ")
-    print(f"OK: {path}")
-    return 0
-
-
-def config_show_main(path: str | None) -> int:
-    """``config show``: print the effective configuration (defaults filled, secrets redacted)
-    as YAML and return 0; on problems behave like :func:`config_check_main`."""
-    try:
-        cfg, warnings = check_config(path)
-    except ConfigError as e:
-        _print_problems(str(path), e.details)
-        return 2
-    _print_problems(str(path), warnings, "warning: ")
-    sys.stdout.write(f"# effective configuration of {path or '(embedded defaults)'}\n")
-    sys.stdout.write(
-        yaml.safe_dump(redacted(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    )
-    return 0

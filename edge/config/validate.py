@@ -55,6 +55,9 @@ ASSERTION_KEYWORDS = frozenset(
 )
 SUPPORTED_KEYWORDS = ANNOTATION_KEYWORDS | ASSERTION_KEYWORDS
 
+# YAML 1.1 booleans; the config is read as YAML 1.2, where they are strings.
+_YAML11_BOOL = frozenset({"yes", "no", "on", "off", "y", "n"})
+
 # Words a technician reading YAML understands better than the JSON names.
 _TYPE_WORDS = {
     "object": "mapping",
@@ -263,7 +266,10 @@ class _Run:
             names = [types] if isinstance(types, str) else list(types)
             if not any(_is_type(value, t) for t in names):
                 expected = " or ".join(_TYPE_WORDS.get(t, t) for t in names)
-                self.error(path, f"expected {expected}, got {_describe(value)}")
+                hint = ""
+                if "boolean" in names and isinstance(value, str) and value.lower() in _YAML11_BOOL:
+                    hint = " (YAML 1.2 reads yes/no/on/off as text: write true or false)"
+                self.error(path, f"expected {expected}, got {_describe(value)}{hint}")
                 return value
             if isinstance(value, float) and "integer" in names and "number" not in names:
                 value = int(value)

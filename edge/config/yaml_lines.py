@@ -1,11 +1,15 @@
 """Load YAML while remembering the line each key comes from.
 
-PyYAML's ``safe_load`` forgets where values were written and silently keeps the last of
+A plain YAML load forgets where values were written and silently keeps the last of
 duplicate keys. For configuration errors a technician can act on we compose the node
-tree ourselves and build plain Python data from it, recording for every key path
-(``("cameras", 0, "source")``) the 1-based line of its key (sequence items: the line
-of the item). Duplicate keys, non-scalar keys and syntax errors come back as
-:class:`~edge.config.validate.Problem` objects with their line.
+tree with ruamel.yaml ourselves and build plain Python data from it, recording for every
+key path (``("cameras", 0, "source")``) the 1-based line of its key (sequence items: the
+line of the item). Duplicate keys, non-scalar keys, unreadable values and syntax errors
+come back as :class:`~edge.config.validate.Problem` objects with their line, all of them.
+
+The text is read as YAML 1.2 (ruamel.yaml's default, the same rules ``config set`` edits
+with): only ``true``/``false`` are booleans; ``yes``/``no``/``on``/``off`` are text, which
+the schema then refuses where a boolean is expected.
 
 Merge keys (``<<: *anchor``) are supported: explicit keys win over merged ones, and
 merged keys keep the line of the anchor they came from.
@@ -13,46 +17,51 @@ merged keys keep the line of the anchor they came from.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from edge.config.validate import KeyPath, Problem, format_path
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 SYNTAX_KEY = "(yaml)"
+_STD_TAG = "tag:yaml.org,2002:"
 
 
 def load_yaml_with_lines(text: str) -> tuple[Any, dict[KeyPath, int], list[Problem]]:
     """Parse one YAML document.
 
-    Returns ``(data, lines, problems)``. ``data`` is ``None`` for an empty document or
-    after a syntax error (then ``problems`` holds that one error). ``lines`` maps key
-    paths to 1-based line numbers.
+    Returns ``(data, lines, problems)``. ``data`` (plain dicts, lists and scalars) is
+    ``None`` for an empty document or after a syntax error (then ``problems`` holds that
+    one error). ``lines`` maps key paths to 1-based line numbers.
     """
-    loader = yaml.SafeLoader(text)
+    # pure: the C parser gives no marks for some errors; typ="safe": plain Python scalars.
+    yaml = YAML(typ="safe", pure=True)
     try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as e:
+        with warnings.catch_warnings():
+            # A reused anchor name is valid YAML (the later one wins); not worth a warning.
+            warnings.simplefilter("ignore")
+            node = yaml.compose(text)
+    except MarkedYAMLError as e:
         return None, {}, [_syntax_problem(e)]
-    except yaml.reader.ReaderError as e:
+    except ReaderError as e:
         line = text[: max(e.position, 0)].count("\n") + 1
         return None, {}, [Problem(SYNTAX_KEY, f"unreadable character: {e.reason}", line)]
-    except yaml.YAMLError as e:  # pragma: no cover - other parser errors carry no mark
+    except YAMLError as e:  # pragma: no cover - other parser errors carry no mark
         return None, {}, [Problem(SYNTAX_KEY, str(e).strip())]
-    try:
-        if node is None:
-            return None, {}, []
-        builder = _Builder(loader)
-        builder.lines[()] = node.start_mark.line + 1
-        data = builder.build(node, ())
-        return data, builder.lines, builder.problems
-    finally:
-        loader.dispose()
+    if node is None:
+        return None, {}, []
+    builder = _Builder(yaml)
+    builder.lines[()] = node.start_mark.line + 1
+    data = builder.build(node, ())
+    return data, builder.lines, builder.problems
 
 
-def _syntax_problem(e: yaml.MarkedYAMLError) -> Problem:
+def _syntax_problem(e: MarkedYAMLError) -> Problem:
     mark = e.problem_mark or e.context_mark
     parts = [p for p in (e.context, e.problem) if p]
     message = "; ".join(parts) if parts else "invalid YAML"
@@ -67,9 +76,13 @@ def _syntax_problem(e: yaml.MarkedYAMLError) -> Problem:
     )
 
 
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_STD_TAG) :] if tag.startswith(_STD_TAG) else tag
+
+
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader):
-        self.loader = loader
+    def __init__(self, yaml: YAML):
+        self.yaml = yaml
         self.lines: dict[KeyPath, int] = {}
         self.problems: list[Problem] = []
         self._active: set[int] = set()  # node ids being built (alias cycles)
@@ -82,11 +95,7 @@ class _Builder:
             self.problem(path, "recursive YAML alias", node)
             return None
         if isinstance(node, ScalarNode):
-            try:
-                return self.loader.construct_object(node, deep=True)
-            except yaml.YAMLError as e:
-                self.problem(path, f"cannot read value: {getattr(e, 'problem', None) or e}", node)
-                return None
+            return self._scalar(node, path)
         self._active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -96,6 +105,17 @@ class _Builder:
         finally:
             self._active.discard(id(node))
         self.problem(path, f"unsupported YAML node {type(node).__name__}", node)  # pragma: no cover
+        return None
+
+    def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
+        try:
+            return self.yaml.constructor.construct_object(node, deep=True)
+        except YAMLError as e:
+            why = getattr(e, "problem", None) or str(e).splitlines()[0]
+        except (ValueError, KeyError, TypeError, OverflowError):
+            # an explicit tag the text does not fit, e.g. "!!int x"
+            why = f"{node.value!r} is not a valid {_short_tag(str(node.tag))}"
+        self.problem(path, f"cannot read value: {why}", node)
         return None
 
     def _build_sequence(self, node: SequenceNode, path: KeyPath) -> list:
@@ -140,10 +160,12 @@ class _Builder:
             if not isinstance(src, MappingNode):
                 self.problem(path, "'<<' merges only mappings (use <<: *anchor)", src)
                 continue
-            sub = _Builder(self.loader)
+            sub = _Builder(self.yaml)
             sub._active = self._active
             data = sub.build(src, path)
             self.problems.extend(sub.problems)
+            if not isinstance(data, dict):  # a recursive alias, already reported
+                continue
             for key, val in data.items():
                 if key not in merged:  # earlier merge sources win, as in YAML
                     merged[key] = val

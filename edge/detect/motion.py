@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels, x2/y2 exclusive
+from edge.types import Box
 
 # Above this share of changed pixels the scene itself changed (a cut, lights, auto exposure):
 # the background is taken afresh and the whole frame reported as moving.
@@ -41,9 +41,6 @@ class MotionDetector:
         self._background: np.ndarray | None = None  # float32, small frame
         self._frame_shape: tuple[int, ...] = ()
         self.changed_fraction = 0.0  # share of the small frame that changed, last update
-
-    def reset(self) -> None:
-        self._background = None
 
     def _small_gray(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]

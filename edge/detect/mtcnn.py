@@ -6,16 +6,17 @@ were folded into their first convolution by tools/convert/detector."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from edge.geometry import iou_matrix
+from edge.runtime import ModelRunner, known_backends, model_suffix, open_runner
 from edge.runtime.manifest import default_models_dir, load_manifest
-from edge.runtime.runners import load_model
-from edge.types import Detection
+from edge.types import Box, Detection
 
 PNET_STRIDE, PNET_CELL = 2, 12
 # Candidate caps keep a busy frame (crowds, textures) from exploding the later stages.
@@ -28,7 +29,7 @@ FOLLOWED_IOU = 0.25
 
 
 def model_file(net: str, precision: str, backend: str) -> str:
-    return f"mtcnn_{net}_{precision}.{'onnx' if backend == 'onnx' else 'tflite'}"
+    return f"mtcnn_{net}_{precision}{model_suffix(backend)}"
 
 
 def nms(
@@ -128,7 +129,7 @@ def pyramid_scales(h: int, w: int, min_face_px: float, factor: float = 0.709) ->
 
 
 class FaceDetector:
-    """Boxes, scores and 5 landmarks of the faces in a BGR frame."""
+    """Boxes, scores and 5 landmarks of the faces in a BGR frame (an `edge.detect.Detector`)."""
 
     def __init__(
         self,
@@ -145,14 +146,15 @@ class FaceDetector:
         self.min_face_px = float(min_face_px)
         self.thresholds = (stage_thresholds[0], stage_thresholds[1], float(score_threshold))
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
-        self.files = {n: model_file(n, precision, backend) for n in ("pnet", "rnet", "onet")}
-        if backend not in ("onnx", "tflite"):
-            raise ValueError(f"unknown detector backend {backend!r}: use onnx or tflite")
+        if backend not in known_backends():
+            names = " or ".join(known_backends())
+            raise ValueError(f"unknown detector backend {backend!r}: use {names}")
         if precision not in ("int8", "fp32"):
             raise ValueError(f"unknown detector precision {precision!r}: use int8 or fp32")
+        self.files = {n: model_file(n, precision, backend) for n in ("pnet", "rnet", "onet")}
         # Every file is checked against the manifest's sha256 before a runtime opens it.
-        self.nets = {
-            n: load_model(self.models_dir / f, backend, threads, fixed_shape=False)
+        self.nets: dict[str, ModelRunner] = {
+            n: open_runner(backend, self.models_dir / f, threads, fixed_shape=False)
             for n, f in self.files.items()
         }
         entries = load_manifest(self.models_dir).get("models", {})
@@ -228,7 +230,7 @@ class FaceDetector:
         keep = nms(boxes, score, 0.5)
         return np.hstack([boxes[keep], offsets[keep]])
 
-    def _stage1(self, image: np.ndarray, regions: list | None = None) -> np.ndarray:
+    def _stage1(self, image: np.ndarray, regions: Sequence[Box] | None = None) -> np.ndarray:
         found = []
         # Levels where every region is smaller than P-Net's cell need not even be made.
         largest = None
@@ -283,7 +285,7 @@ class FaceDetector:
         keep = nms(out, score, 0.7, "min")
         return np.hstack([out[keep], score[keep, None]]), lm[keep]
 
-    def _follow(self, image: np.ndarray, follow) -> tuple[np.ndarray, np.ndarray]:
+    def _follow(self, image: np.ndarray, follow: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """O-Net on the squared boxes of faces seen in the previous frame: (boxes with score,
         landmarks) of those still there. O-Net's box regression re-centres a face that moved
         a little; one that moved too far or left scores low and is dropped."""
@@ -294,7 +296,10 @@ class FaceDetector:
         return self._stage3(image, seeds)
 
     def detect(
-        self, frame_bgr: np.ndarray, regions: list | None = None, follow=None
+        self,
+        image: np.ndarray,
+        regions: Sequence[Box] | None = None,
+        follow: ArrayLike | None = None,
     ) -> list[Detection]:
         """Faces in the frame; with `regions` (x1, y1, x2, y2 in frame pixels, x2/y2
         exclusive) only those found by P-Net inside them. R-Net and O-Net then look at the
@@ -306,18 +311,16 @@ class FaceDetector:
         O-Net spend their time on new faces only. With 5 people in view this removes ~200
         R-Net and ~35 O-Net crops per frame. A face O-Net does not confirm is searched for
         as usual."""
-        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise ValueError(
-                f"expected a BGR uint8 frame, got shape {frame_bgr.shape} {frame_bgr.dtype}"
-            )
-        boxes = self._stage1(frame_bgr, regions)
-        kept, kept_lm = self._follow(frame_bgr, follow if follow is not None else ())
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 frame, got shape {image.shape} {image.dtype}")
+        boxes = self._stage1(image, regions)
+        kept, kept_lm = self._follow(image, follow if follow is not None else ())
         if len(kept) and len(boxes):
             boxes = boxes[~on_faces(boxes, square(kept[:, :4]))]
         if len(boxes):
-            boxes = self._stage2(frame_bgr, boxes)
+            boxes = self._stage2(image, boxes)
         if len(boxes):
-            boxes, landmarks = self._stage3(frame_bgr, boxes)
+            boxes, landmarks = self._stage3(image, boxes)
         else:
             boxes, landmarks = np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
         if len(kept):

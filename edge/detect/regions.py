@@ -11,12 +11,14 @@ catches faces that were still from the start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-from edge.detect.motion import Box, MotionDetector
+from edge.detect.motion import MotionDetector
+from edge.settings import RegionsSettings
+from edge.types import Box
 
 # A region's long side is at most this many times its short side: the short side bounds the
 # largest face P-Net can find in it, and a face beside a thin moving sliver is not cut off.
@@ -82,33 +84,12 @@ def plan_regions(
     return merge(b for b in grown if b[2] > b[0] and b[3] > b[1])
 
 
-@dataclass
-class RegionSettings:
-    """The config's `detector.regions` (edge/schemas/config.schema.json describes each)."""
-
-    enabled: bool = True
-    full_frame_every_s: float = 2.0
-    motion_threshold: int = 25
-    min_region_px: int = 160
-    max_area_fraction: float = 0.6
-
-    @classmethod
-    def from_config(cls, section: dict | None) -> RegionSettings:
-        """From the config's `detector.regions` (keys left out keep their defaults)."""
-        section = section or {}
-        return cls(
-            enabled=bool(section.get("enabled", cls.enabled)),
-            full_frame_every_s=float(section.get("full_frame_every_s", cls.full_frame_every_s)),
-            motion_threshold=int(section.get("motion_threshold", cls.motion_threshold)),
-            min_region_px=int(section.get("min_region_px", cls.min_region_px)),
-            max_area_fraction=float(section.get("max_area_fraction", cls.max_area_fraction)),
-        )
-
-
 class RegionPlanner:
     """Per frame: None (search the whole frame) or the regions to search. One per camera."""
 
-    def __init__(self, settings: RegionSettings, min_face_px: float):
+    def __init__(self, settings: RegionsSettings | Mapping[str, Any], min_face_px: float):
+        """`settings`: the camera's `detector.regions` (a config dict still works)."""
+        settings = RegionsSettings.coerce(settings)
         self.settings = settings
         self.min_face_px = float(min_face_px)
         self.motion = MotionDetector(settings.motion_threshold)

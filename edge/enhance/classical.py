@@ -8,6 +8,11 @@ import math
 import cv2
 import numpy as np
 
+from edge.settings import DenoiseSettings, LowLightSettings
+
+_LOW_LIGHT = LowLightSettings()
+_DENOISE = DenoiseSettings()
+
 
 class LowLightCorrection:
     """Gamma on luminance lifts a dark face towards a target mean, then CLAHE restores local
@@ -18,10 +23,19 @@ class LowLightCorrection:
     kind = "classical"
     version = "1"
 
-    def __init__(self, clahe_clip: float = 2.0, target_mean: float = 0.45):
+    def __init__(
+        self,
+        clahe_clip: float = _LOW_LIGHT.clahe_clip,
+        target_mean: float = _LOW_LIGHT.target_mean,
+    ):
         self.clahe_clip = clahe_clip
         self.target_mean = target_mean
         self._clahe = cv2.createCLAHE(clipLimit=clahe_clip, tileGridSize=(4, 4))
+
+    @classmethod
+    def from_settings(cls, settings: LowLightSettings) -> LowLightCorrection:
+        # floats, so the params recorded in events read the same whatever the YAML wrote
+        return cls(float(settings.clahe_clip), float(settings.target_mean))
 
     @property
     def params(self) -> dict:
@@ -51,8 +65,12 @@ class Denoise:
     kind = "classical"
     version = "1"
 
-    def __init__(self, strength: float = 5.0):
+    def __init__(self, strength: float = float(_DENOISE.strength)):
         self.strength = strength
+
+    @classmethod
+    def from_settings(cls, settings: DenoiseSettings) -> Denoise:
+        return cls(float(settings.strength))
 
     @property
     def params(self) -> dict:

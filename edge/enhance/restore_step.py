@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.enhance.restorer import FaceRestorer, FramedRestorer, aligned_crop_framing
+from edge.settings import RestoreSettings
 
 
 class RestoreStep:
@@ -33,6 +34,24 @@ class RestoreStep:
         models_dir: Path | str | None = None,
     ) -> RestoreStep:
         return cls(FaceRestorer(backend, precision, threads, models_dir), crop_size, margin)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: RestoreSettings,
+        crop_size: int,
+        margin: float,
+        models_dir: Path | str | None = None,
+    ) -> RestoreStep:
+        """The network `enhance.restore` asks for, for crops of the given framing."""
+        return cls.build(
+            settings.backend,
+            settings.precision,
+            int(settings.threads),
+            crop_size,
+            margin,
+            models_dir,
+        )
 
     @property
     def params(self) -> dict:

@@ -17,11 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.runtime.manifest import default_models_dir, model_version, verified_model_path
-from edge.runtime.runners import load_model
+from edge.runtime import model_suffix, open_runner
+from edge.runtime.manifest import default_models_dir, model_version
 from edge.shots.align import template_for
-
-BACKEND_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +48,10 @@ def aligned_crop_framing(crop_size: int, margin: float) -> Framing:
 
 
 def model_file_name(backend: str, precision: str) -> str:
-    if backend not in BACKEND_SUFFIX:
-        raise ValueError(f"unknown backend {backend!r}: use onnx or tflite")
+    suffix = model_suffix(backend)  # ValueError naming the registered backends
     if precision not in ("int8", "fp32"):
         raise ValueError(f"unknown precision {precision!r}: use int8 or fp32")
-    return f"restore_student_{precision}{BACKEND_SUFFIX[backend]}"
+    return f"restore_student_{precision}{suffix}"
 
 
 def resize_to(bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -92,10 +89,10 @@ class FaceRestorer:
     ):
         models_dir = Path(models_dir) if models_dir else default_models_dir()
         name = model_file_name(backend, precision)
-        path = verified_model_path(models_dir, name)
+        # Checked against the manifest's sha256 before the runtime opens it.
+        self.model = open_runner(backend, models_dir / name, threads)
         self.backend, self.precision, self.file_name = backend, precision, name
         self.version = model_version(models_dir, name)
-        self.model = load_model(path, backend, threads, verify=False)
         self.input_side = 40
         self.output_side = int(
             self.model.run(self._input(np.zeros((8, 8, 3), np.uint8)))[0].shape[-1]

@@ -4,14 +4,18 @@ every step applied (name, kind, version, parameters) and the time it took."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from edge.enhance.classical import Denoise, LowLightCorrection
 from edge.enhance.restore_step import RestoreStep
+from edge.settings import BestShotSettings, EnhanceSettings
+
+_SHOT = BestShotSettings()
 
 
 class EnhanceStep(Protocol):
@@ -39,41 +43,27 @@ class EnhancementStage:
     @classmethod
     def from_settings(
         cls,
-        settings: dict,
-        crop_size: int = 160,
-        margin: float = 0.35,
+        settings: EnhanceSettings | Mapping[str, Any],
+        crop_size: int = _SHOT.crop_size,
+        margin: float = _SHOT.margin,
         models_dir: Path | str | None = None,
     ) -> EnhancementStage:
-        """The steps the config enables, in the order that measured best on LFW (README):
-        denoise, the restoration network, then low light (restoring first gave higher PSNR
-        and SSIM on every lighting preset than brightening first). `crop_size` and `margin` are the
-        framing of the aligned crops the stage will get (best_shot settings)."""
+        """The steps the camera's `enhance` settings enable (a config dict still works), in
+        the order that measured best on LFW (README): denoise, the restoration network, then
+        low light (restoring first gave higher PSNR and SSIM on every lighting preset than
+        brightening first). `crop_size` and `margin` are the framing of the aligned crops the
+        stage will get (best_shot settings); `models_dir` the detector's (null: shipped)."""
+        s = EnhanceSettings.coerce(settings)
         steps: list[EnhanceStep] = []
-        if not settings.get("enabled", True):
+        if not s.enabled:
             return cls(steps)
         # Denoise first: lifting a dark, noisy face would amplify the noise it then has to remove.
-        dn = settings.get("denoise", {})
-        if dn.get("enabled", False):
-            steps.append(Denoise(float(dn.get("strength", 5))))
-        rs = settings.get("restore", {})
-        if rs.get("enabled", True):
-            steps.append(
-                RestoreStep.build(
-                    rs.get("backend", "onnx"),
-                    rs.get("precision", "int8"),
-                    int(rs.get("threads", 1)),
-                    crop_size,
-                    margin,
-                    models_dir,
-                )
-            )
-        ll = settings.get("low_light", {})
-        if ll.get("enabled", True):
-            steps.append(
-                LowLightCorrection(
-                    float(ll.get("clahe_clip", 2.0)), float(ll.get("target_mean", 0.45))
-                )
-            )
+        if s.denoise.enabled:
+            steps.append(Denoise.from_settings(s.denoise))
+        if s.restore.enabled:
+            steps.append(RestoreStep.from_settings(s.restore, crop_size, margin, models_dir))
+        if s.low_light.enabled:
+            steps.append(LowLightCorrection.from_settings(s.low_light))
         return cls(steps)
 
     def describe(self) -> list[dict]:

@@ -8,9 +8,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.detect.regions import RegionPlanner, RegionSettings
+from edge.detect.base import Detector
+from edge.detect.regions import RegionPlanner
 from edge.enhance import EnhancementStage
 from edge.events import build_event
+from edge.settings import CameraSettings
 from edge.shots.best_shot import BestShotSelector, Shot
 from edge.track import Track, Tracker
 from edge.types import Detection, Frame
@@ -52,8 +54,7 @@ REGION_STATS_FRAMES = 250
 class FaceProcessor:
     """Detection, tracking and shot selection for one camera."""
 
-    # edge.detect.FaceDetector (duck-typed: .detect(image[, regions[, follow]]))
-    detector: object
+    detector: Detector
     tracker: Tracker
     selector: BestShotSelector
     # None: every frame is searched whole (detector.regions.enabled: false).
@@ -66,17 +67,13 @@ class FaceProcessor:
     frames: int = 0
 
     @classmethod
-    def from_settings(cls, detector: object, settings: dict) -> FaceProcessor:
-        tr = settings["tracker"]
-        tracker = Tracker(
-            float(tr["iou_threshold"]), float(tr["max_missed_s"]), int(tr["min_hits"])
-        )
-        det = settings["detector"]
-        regions = RegionSettings.from_config(det.get("regions"))
-        planner = RegionPlanner(regions, float(det["min_face_px"])) if regions.enabled else None
-        selector = BestShotSelector(settings["best_shot"], tracker.min_hits)
-        follow = bool(det.get("follow_faces", True))
-        return cls(detector, tracker, selector, planner, follow_faces=follow)
+    def from_settings(cls, detector: Detector, settings: CameraSettings) -> FaceProcessor:
+        """The processor a camera's settings ask for, around ``detector``."""
+        tracker = Tracker.from_settings(settings.tracker)
+        det = settings.detector
+        planner = RegionPlanner(det.regions, det.min_face_px) if det.regions.enabled else None
+        selector = BestShotSelector(settings.best_shot, tracker.min_hits)
+        return cls(detector, tracker, selector, planner, follow_faces=det.follow_faces)
 
     def process(self, frame: Frame) -> FrameResult:
         start = time.perf_counter()

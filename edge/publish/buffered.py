@@ -23,9 +23,8 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from edge.publish.spool import (
@@ -35,6 +34,7 @@ from edge.publish.spool import (
     boot_clock,
     default_spool_path,
 )
+from edge.settings import SpoolSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class BufferedSpool:
     ) -> None:
         if memory_max_mb is None or float(memory_max_mb) <= 0:
             raise ValueError(f"spool.memory_max_mb must be > 0, got {memory_max_mb!r}")
-        self.path = Path(path) if path is not None else default_spool_path()
+        self.path = default_spool_path(path)
         self._spool_args = (max_mb, max_age_hours)
         self._durable = durable
         self._wall = wall_clock
@@ -104,15 +104,18 @@ class BufferedSpool:
 
     @classmethod
     def from_config(
-        cls, spool_cfg: dict[str, Any], *, wall_clock: Callable[[], float] = time.time
+        cls,
+        spool: SpoolSettings | Mapping[str, Any] | None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
     ) -> BufferedSpool:
-        sc = spool_cfg or {}
-        memory_mb = sc.get("memory_max_mb")
+        """From the ``spool`` settings (a mapping of some of its keys is taken too)."""
+        sc = SpoolSettings.coerce(spool)
         return cls(
-            sc.get("path"),
-            sc.get("max_mb", 200),
-            sc.get("max_age_hours", 168),
-            memory_max_mb=DEFAULT_MEMORY_MAX_MB if memory_mb is None else memory_mb,
+            sc.path,
+            sc.max_mb,
+            sc.max_age_hours,
+            memory_max_mb=sc.memory_max_mb,
             wall_clock=wall_clock,
         )
 

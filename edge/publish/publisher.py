@@ -25,22 +25,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
 from edge.publish import topics
 from edge.publish.buffered import BufferedSpool
+from edge.publish.client import Client, make_client
+from edge.publish.credentials import read_password
+from edge.publish.errors import MqttConfigError
 from edge.publish.spool import Spool
+from edge.settings import MqttSettings, SpoolSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,60 +59,6 @@ STATE_TLS_ERROR = "tls_error"  # handshake/certificate problem; retrying
 STATE_AUTH_FAILED = "auth_failed"  # broker refused the credentials; retrying
 STATE_REFUSED = "refused"  # other CONNACK refusal; retrying
 STATE_STOPPED = "stopped"
-
-
-class MqttConfigError(ValueError):
-    """The ``mqtt`` section cannot work as given (message says which key and why)."""
-
-
-def read_password(mqtt_cfg: dict[str, Any]) -> str | None:
-    """Password from ``password_file`` or ``$CREDENTIALS_DIRECTORY/mqtt-password``, else None.
-
-    Only a trailing newline is stripped. The value is never logged.
-    """
-    pf = mqtt_cfg.get("password_file")
-    source = "mqtt.password_file"
-    if not pf:
-        cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not cred_dir:
-            return None
-        candidate = Path(cred_dir) / "mqtt-password"
-        if not candidate.exists():
-            return None
-        pf, source = candidate, "$CREDENTIALS_DIRECTORY/mqtt-password"
-    try:
-        raw = Path(pf).read_text(encoding="utf-8")
-    except OSError as e:
-        raise MqttConfigError(f"{source}: cannot read {pf}: {e.strerror or e}") from e
-    pw = raw.rstrip("\r\n")
-    if not pw:
-        raise MqttConfigError(f"{source}: {pf} is empty")
-    return pw
-
-
-def build_ssl_context(tls_cfg: dict[str, Any], *, where: str = "mqtt.tls") -> ssl.SSLContext:
-    """Client SSLContext from ``{ca_file, cert_file, key_file, verify}``.
-
-    ``verify`` (default true) checks the broker certificate against ``ca_file`` (or the
-    system CAs) and its host name; ``verify: false`` turns both off explicitly.
-    """
-    for key in ("ca_file", "cert_file", "key_file"):
-        f = tls_cfg.get(key)
-        if f and not Path(f).is_file():
-            raise MqttConfigError(f"{where}.{key}: file not found: {f}")
-    if tls_cfg.get("key_file") and not tls_cfg.get("cert_file"):
-        raise MqttConfigError(f"{where}.key_file is set but {where}.cert_file is not")
-    try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls_cfg.get("ca_file"))
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if tls_cfg.get("cert_file"):
-            ctx.load_cert_chain(tls_cfg["cert_file"], tls_cfg.get("key_file") or None)
-    except (ssl.SSLError, OSError) as e:
-        raise MqttConfigError(f"{where}: cannot load certificates: {e}") from e
-    if tls_cfg.get("verify", True) is False:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 # OpenSSL X509_V_ERR_* codes -> what to do about them
@@ -142,26 +90,12 @@ def _describe_connect_error(exc: BaseException) -> tuple[str, str]:
     return STATE_UNREACHABLE, f"{type(exc).__name__}: {exc}"
 
 
-class _Client(mqtt.Client):
-    """paho client that remembers why the last connection attempt failed."""
-
-    on_connect_error: Any = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            return super().reconnect()
-        except OSError as e:  # includes ssl errors; paho's loop retries after these
-            cb = self.on_connect_error
-            if cb is not None:
-                cb(e)
-            raise
-
-
 class Publisher:
     """MQTT publisher of face events with a persistent spool.
 
-    ``Publisher(mqtt_cfg, spool_cfg, device_id)`` with the ``mqtt`` and ``spool`` config
-    sections as plain dicts (docs/DESIGN.md; missing keys take the documented defaults).
+    ``Publisher(mqtt, spool, device_id)`` with the ``mqtt`` and ``spool`` settings
+    (``MqttSettings``/``SpoolSettings``; a mapping of some of their keys is taken too, the
+    rest at their defaults).
     Connecting happens in the background: construction never blocks on the network and a
     broker that is down is not an error, and neither is a spool path that cannot be written
     (events wait in memory, see ``edge.publish.buffered``). Configuration problems raise
@@ -170,8 +104,8 @@ class Publisher:
 
     def __init__(
         self,
-        mqtt_cfg: dict[str, Any],
-        spool_cfg: dict[str, Any] | None,
+        mqtt: MqttSettings | Mapping[str, Any],
+        spool_settings: SpoolSettings | Mapping[str, Any] | None,
         device_id: str,
         *,
         spool: Spool | BufferedSpool | None = None,
@@ -179,50 +113,82 @@ class Publisher:
         start: bool = True,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        cfg = dict(mqtt_cfg or {})
-        host = cfg.get("host")
+        cfg = MqttSettings.coerce(mqtt)
+        self._read_settings(cfg, device_id)
+        self.max_inflight = max(1, int(max_inflight))
+        # the client before the spool: a bad TLS/password setting must not leave a spool open
+        self._client = self._build_client(cfg)
+        self._init_state()
+        self._own_spool = spool is None
+        if spool is None:
+            spool = BufferedSpool.from_config(spool_settings, wall_clock=wall_clock)
+        self.spool = spool
+        self._sender = threading.Thread(target=self._sender_main, name="mqtt-sender", daemon=True)
+        self._started = False
+        if start:
+            self.start()
+
+    def _read_settings(self, cfg: MqttSettings, device_id: str) -> None:
+        """Broker address, topics, QoS and timing from the ``mqtt`` section, checked (a
+        mapping given in code has not been through the config check)."""
+        host = cfg.host
         if not host:
             raise MqttConfigError(
                 "mqtt.host is not set (use edge.publish.local_broker.ensure_broker() for the local demo broker)"
             )
         self.host = str(host)
-        self.port = int(cfg.get("port") or 1883)
+        self.port = int(cfg.port)
         try:
-            self.prefix = topics.validate_prefix(cfg.get("topic_prefix") or "face-edge")
+            self.prefix = topics.validate_prefix(cfg.topic_prefix)
         except ValueError as e:
             raise MqttConfigError(str(e)) from e
         self.device_id = topics.sanitize_level(device_id)
-        self.client_id = str(cfg.get("client_id") or f"face-edge-{self.device_id}")
-        self.qos = int(cfg["qos"]) if cfg.get("qos") is not None else 1
+        self.client_id = str(cfg.client_id or f"face-edge-{self.device_id}")
+        self.qos = int(cfg.qos)
         if self.qos not in (0, 1, 2):
             raise MqttConfigError(f"mqtt.qos must be 0, 1 or 2, got {self.qos}")
-        self.keepalive = int(cfg.get("keepalive_s") or 30)
-        rmin = float(cfg.get("reconnect_min_s") or 1.0)
-        rmax = float(cfg.get("reconnect_max_s") or 60.0)
+        self.keepalive = int(cfg.keepalive_s)
+        rmin, rmax = float(cfg.reconnect_min_s), float(cfg.reconnect_max_s)
         if rmin <= 0 or rmax < rmin:
             raise MqttConfigError(
                 f"mqtt.reconnect_min_s/max_s must satisfy 0 < min <= max, got {rmin}/{rmax}"
             )
-        self.max_inflight = max(1, int(max_inflight))
-        tls_cfg = dict(cfg.get("tls") or {})
-        self.tls_enabled = bool(tls_cfg.get("enabled", False))
-        username = cfg.get("username")
-        password = read_password(cfg) if username else None
-        if cfg.get("password_file") and not username:
+        self._reconnect_delay = (rmin, rmax)
+        self.tls_enabled = bool(cfg.tls.enabled)
+        self.status_topic = topics.status_topic(self.prefix, self.device_id)
+        self.stats_topic = topics.stats_topic(self.prefix, self.device_id)
+
+    def _build_client(self, cfg: MqttSettings) -> Client:
+        """The paho client with credentials, TLS, Last Will and this publisher's callbacks."""
+        username = cfg.username
+        password = read_password(cfg.password_file) if username else None
+        if cfg.password_file and not username:
             raise MqttConfigError("mqtt.password_file is set but mqtt.username is not")
-        if password and not self.tls_enabled and not cfg.get("allow_insecure", False):
+        if password and not self.tls_enabled and not cfg.allow_insecure:
             raise MqttConfigError(
                 "refusing to send the MQTT password over plain TCP: enable mqtt.tls "
                 "or set mqtt.allow_insecure: true"
             )
-        ssl_ctx = build_ssl_context(tls_cfg) if self.tls_enabled else None
-        if ssl_ctx is not None and ssl_ctx.verify_mode == ssl.CERT_NONE:
+        tls_cfg = cfg.tls if self.tls_enabled else None
+        client = make_client(
+            self.client_id,
+            clean_session=True,  # the spool, not broker session state, carries what is pending
+            tls=tls_cfg,
+            username=username,
+            password=password,
+            reconnect_delay=self._reconnect_delay,
+        )
+        if tls_cfg is not None and tls_cfg.verify is False:
             log.warning("mqtt.tls.verify is false: the broker's certificate is NOT checked")
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_connect_error = self._on_connect_error
+        client.max_inflight_messages_set(self.max_inflight + 4)  # + status/stats messages
+        client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
+        return client
 
-        self.status_topic = topics.status_topic(self.prefix, self.device_id)
-        self.stats_topic = topics.stats_topic(self.prefix, self.device_id)
-
-        # -- state -------------------------------------------------------------------------
+    def _init_state(self) -> None:
         self._lock = threading.Lock()
         self._signals: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._gen = 0  # bumped by every successful connect (network thread)
@@ -239,35 +205,11 @@ class Publisher:
         self._stopped = False
         self._idle = threading.Event()  # set while nothing is in flight
         self._idle.set()
-
-        self._own_spool = spool is None
-        if spool is None:
-            spool = BufferedSpool.from_config(dict(spool_cfg or {}), wall_clock=wall_clock)
-        self.spool = spool
-
-        # -- paho client --------------------------------------------------------------------
-        client = _Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_connect_error = self._on_connect_error
-        client.reconnect_delay_set(min_delay=rmin, max_delay=rmax)  # type: ignore[arg-type]
-        client.max_inflight_messages_set(self.max_inflight + 4)  # + status/stats messages
-        client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
-        if username:
-            client.username_pw_set(str(username), password)
-        if ssl_ctx is not None:
-            client.tls_set_context(ssl_ctx)
-        self._client = client
-        self._sender = threading.Thread(target=self._sender_main, name="mqtt-sender", daemon=True)
-        self._started = False
-        if start:
-            self.start()
+        # sender thread only: paho mid -> spool id, valid for connection `_round_gen`
+        self._inflight: dict[int, int] = {}
+        self._round_gen = -1
+        self._cursor = 0  # highest spool id handed to paho in this round
+        self._progress = time.monotonic()  # last ack (or round start)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -477,97 +419,110 @@ class Publisher:
 
     # -- sender thread ---------------------------------------------------------------------
     def _sender_main(self) -> None:
-        inflight: dict[int, int] = {}  # paho mid -> spool id, valid for generation `gen`
-        gen = -1
-        cursor = 0  # highest spool id handed to paho in this generation
-        progress = time.monotonic()  # last ack (or generation start)
         while True:
-            try:
-                sig = self._signals.get(timeout=1.0)
-            except queue.Empty:
-                sig = ("tick",)
-            pending = [sig]
-            while True:  # drain everything that queued up
-                try:
-                    pending.append(self._signals.get_nowait())
-                except queue.Empty:
-                    break
-            if any(s[0] == "stop" for s in pending):
+            signals = self._next_signals()
+            if any(s[0] == "stop" for s in signals):
                 return
             try:
-                if self._gen != gen:  # (re)connected: resend everything from the oldest
-                    gen, cursor = self._gen, 0
-                    inflight.clear()
-                    progress = time.monotonic()
-                elif inflight and self._connected and time.monotonic() - progress > STALL_RESEND_S:
-                    log.warning(
-                        "mqtt: no acknowledgement for %.0f s; resending from the spool",
-                        STALL_RESEND_S,
-                    )
-                    self._client.drop_out_messages()
-                    cursor = 0
-                    inflight.clear()
-                    progress = time.monotonic()
-                done: list[int] = []
-                for s in pending:
-                    if s[0] == "ack" and s[1] == gen:
-                        spool_id = inflight.pop(s[2], None)
-                        if spool_id is None:
-                            continue  # status/stats message, or stale
-                        if s[3]:
-                            # negative ack (MQTT 5 only): stays spooled for the next round
-                            log.warning("mqtt: broker rejected message %d", spool_id)
-                            continue
-                        done.append(spool_id)
-                if done:  # one transaction for all acks that queued up
-                    progress = time.monotonic()
-                    self.spool.ack_many(done)
-                    with self._lock:
-                        self._acked += len(done)
-                if self._connected and not self._stopping and self._gen == gen:
-                    was_empty = not inflight
-                    cursor = self._send_more(inflight, gen, cursor)
-                    if was_empty and inflight:
-                        progress = time.monotonic()
-                with self._lock:
-                    self._inflight_n = len(inflight)
-                if inflight:
-                    self._idle.clear()
-                else:
-                    self._idle.set()
+                self._sender_step(signals)
             except Exception as e:  # noqa: BLE001 - keep the sender alive
                 log.exception("mqtt sender: %s", e)
                 with self._lock:
                     self._last_error = f"sender: {e}"
                 time.sleep(0.5)
 
-    def _send_more(self, inflight: dict[int, int], gen: int, cursor: int) -> int:
-        room = self.max_inflight - len(inflight)
+    def _next_signals(self) -> list[tuple[Any, ...]]:
+        """The next signal (a ``tick`` after 1 s of quiet) and everything queued behind it."""
+        try:
+            signals = [self._signals.get(timeout=1.0)]
+        except queue.Empty:
+            signals = [("tick",)]
+        while True:
+            try:
+                signals.append(self._signals.get_nowait())
+            except queue.Empty:
+                return signals
+
+    def _sender_step(self, signals: list[tuple[Any, ...]]) -> None:
+        self._check_round()
+        self._apply_acks(signals)
+        self._fill_window()
+        with self._lock:
+            self._inflight_n = len(self._inflight)
+        if self._inflight:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    def _check_round(self) -> None:
+        """Start over from the oldest spooled message after a (re)connect or a stall."""
+        gen = self._gen
+        if gen != self._round_gen:
+            self._new_round(gen)
+        elif (
+            self._inflight
+            and self._connected
+            and time.monotonic() - self._progress > STALL_RESEND_S
+        ):
+            log.warning(
+                "mqtt: no acknowledgement for %.0f s; resending from the spool", STALL_RESEND_S
+            )
+            self._client.drop_out_messages()
+            self._new_round(gen)
+
+    def _new_round(self, gen: int) -> None:
+        self._round_gen, self._cursor = gen, 0
+        self._inflight.clear()
+        self._progress = time.monotonic()
+
+    def _apply_acks(self, signals: list[tuple[Any, ...]]) -> None:
+        done: list[int] = []
+        for sig in signals:
+            if sig[0] != "ack" or sig[1] != self._round_gen:
+                continue
+            spool_id = self._inflight.pop(sig[2], None)
+            if spool_id is None:
+                continue  # status/stats message, or stale
+            if sig[3]:
+                # negative ack (MQTT 5 only): stays spooled for the next round
+                log.warning("mqtt: broker rejected message %d", spool_id)
+                continue
+            done.append(spool_id)
+        if done:  # one transaction for all acks that queued up
+            self._progress = time.monotonic()
+            self.spool.ack_many(done)
+            with self._lock:
+                self._acked += len(done)
+
+    def _fill_window(self) -> None:
+        if not self._connected or self._stopping or self._gen != self._round_gen:
+            return
+        was_empty = not self._inflight
+        self._send_more()
+        if was_empty and self._inflight:
+            self._progress = time.monotonic()
+
+    def _send_more(self) -> None:
+        """Hand spooled messages after the cursor to paho, up to ``max_inflight`` in flight."""
+        room = self.max_inflight - len(self._inflight)
         if room <= 0:
-            return cursor
-        for spool_id, topic, payload, qos in self.spool.pending(room, after_id=cursor):
-            if self._gen != gen or not self._connected:
+            return
+        for spool_id, topic, payload, qos in self.spool.pending(room, after_id=self._cursor):
+            if self._gen != self._round_gen or not self._connected:
                 break
             info = self._client.publish(topic, payload, qos=qos, retain=False)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 with self._lock:
                     self._last_error = f"publish failed: {mqtt.error_string(info.rc)}"
                 break
-            inflight[info.mid] = spool_id
-            cursor = spool_id
+            self._inflight[info.mid] = spool_id
+            self._cursor = spool_id
             with self._lock:
                 self._sent += 1
             if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
                 break  # connection just went away; next connect resends from the spool
-        if inflight:
+        if self._inflight:
             self._idle.clear()
-        return cursor
 
     def __repr__(self) -> str:
         return f"Publisher({self.host}:{self.port}, device={self.device_id!r}, state={self._state})"
-
-
-def publisher_from_config(cfg: dict[str, Any], device_id: str | None = None) -> Publisher:
-    """Publisher from a whole loaded config (``mqtt`` and ``spool`` sections)."""
-    dev = device_id or cfg.get("device_id") or socket.gethostname()
-    return Publisher(cfg.get("mqtt") or {}, cfg.get("spool") or {}, dev)

@@ -98,13 +98,18 @@ def _rollback(db: sqlite3.Connection) -> None:
         log.debug("spool rollback: %s", e)
 
 
-def default_spool_path() -> Path:
-    """``$STATE_DIRECTORY/spool.sqlite`` (systemd StateDirectory=) or ``./var/spool.sqlite``."""
+def default_spool_path(configured: str | os.PathLike[str] | None = None) -> Path:
+    """``configured`` (``spool.path``) if set, else ``$STATE_DIRECTORY/spool.sqlite`` (the
+    first directory when systemd lists several), else ``./var/spool.sqlite`` (absolute, from
+    the working directory)."""
+    if configured:
+        return Path(configured).expanduser()
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        # systemd may pass several colon-separated directories; use the first
-        return Path(state.split(":")[0]) / "spool.sqlite"
-    return Path("var") / "spool.sqlite"
+        first = state.split(":")[0]
+        if first:
+            return Path(first) / "spool.sqlite"
+    return Path.cwd() / "var" / "spool.sqlite"
 
 
 class Spool:
@@ -124,7 +129,7 @@ class Spool:
             raise ValueError(f"spool.max_mb must be > 0, got {max_mb!r}")
         if max_age_hours is None or float(max_age_hours) <= 0:
             raise ValueError(f"spool.max_age_hours must be > 0, got {max_age_hours!r}")
-        self.path = Path(path) if path is not None else default_spool_path()
+        self.path = default_spool_path(path)
         self.max_bytes = int(float(max_mb) * 1024 * 1024)
         self.max_age_s = float(max_age_hours) * 3600.0
         self._wall = wall_clock

@@ -56,8 +56,3 @@ def align_face(
         borderMode=cv2.BORDER_CONSTANT,  # black where the camera saw nothing: no invented pixels
     )
     return crop, matrix
-
-
-def scale_of(matrix: np.ndarray) -> float:
-    """How many crop pixels one frame pixel becomes (>1 means the face was upsampled)."""
-    return float(np.hypot(matrix[0, 0], matrix[1, 0]))

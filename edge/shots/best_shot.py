@@ -3,10 +3,13 @@ one when the track ends, and a new one when the head turns markedly."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from edge.settings import BestShotSettings, TrackerSettings
 from edge.shots.align import align_face
 from edge.shots.quality import Pose, Quality, estimate_pose, score_shot
 from edge.track import Track
@@ -42,14 +45,22 @@ class _TrackShots:
 
 
 class BestShotSelector:
-    def __init__(self, settings: dict, min_hits: int = 2):
-        self.interval_s = float(settings["publish_interval_s"])
-        self.first_after_s = float(settings.get("first_shot_after_s", 1.0))
-        self.pose_change_deg = float(settings["pose_change_deg"])
-        self.min_quality = float(settings["min_quality"])
-        self.min_face_px = float(settings["min_face_px"])
-        self.crop_size = int(settings["crop_size"])
-        self.margin = float(settings["margin"])
+    def __init__(
+        self,
+        settings: BestShotSettings | Mapping[str, Any],
+        min_hits: int = TrackerSettings().min_hits,
+    ):
+        """`settings`: the camera's `best_shot` section (a config dict still works);
+        `min_hits`: the tracker's, below which a track is not trusted yet."""
+        s = BestShotSettings.coerce(settings)
+        self.settings = s
+        self.interval_s = float(s.publish_interval_s)
+        self.first_after_s = float(s.first_shot_after_s)
+        self.pose_change_deg = float(s.pose_change_deg)
+        self.min_quality = float(s.min_quality)
+        self.min_face_px = float(s.min_face_px)
+        self.crop_size = int(s.crop_size)
+        self.margin = float(s.margin)
         self.min_hits = min_hits
 
     def make_shot(self, frame: Frame, track_id: int, det: Detection) -> Shot:

@@ -18,19 +18,19 @@ region planner points it (detector.regions). Reported per video:
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge.app.daemon import build_detector
-from edge.config.load import camera_settings, load_config
+from edge.config.load import load_settings
 from edge.geometry import iou_matrix
+from edge.pipeline.build import build_detector
 from edge.pipeline.processor import FaceProcessor
-from edge.types import Frame
+from edge.pipeline.workers import VideoFrames
+from edge.settings import Settings
 
 DEFAULT_VIDEOS = (
     "../shared/data/video/stage-speaker-640x360.mp4",
@@ -44,22 +44,19 @@ def _boxes(dets) -> np.ndarray:
     return np.array([d.box for d in dets], np.float32).reshape(-1, 4)
 
 
-def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None) -> dict:
+def compare(video: Path, settings: Settings | None = None, max_frames: int | None = None) -> dict:
     """Both modes on `video` (see the module doc); the numbers as a dict."""
-    cfg = cfg or load_config(None)
-    settings = camera_settings(cfg, {"name": "eval", "source": f"file://{video}"})
-    full_settings = copy.deepcopy(settings)
-    full_settings["detector"]["regions"] = {**settings["detector"]["regions"], "enabled": False}
+    settings = settings or load_settings(None)
+    cam = settings.camera_for({"name": "eval", "source": f"file://{video}"})
     # The reference is the plain cascade on the whole frame; the other side runs as configured
     # (regions and, by default, detector.follow_faces).
-    full_settings["detector"]["follow_faces"] = False
-    if not settings["detector"]["regions"]["enabled"]:
+    whole = cam.detector.merged({"regions": {"enabled": False}, "follow_faces": False})
+    full_settings = dataclasses.replace(cam, detector=whole)
+    if not cam.detector.regions.enabled:
         raise ValueError("detector.regions.enabled is false in this config: nothing to compare")
-    detector = build_detector(settings)  # stateless between calls: one serves both modes
+    detector = build_detector(cam)  # stateless between calls: one serves both modes
     full = FaceProcessor.from_settings(detector, full_settings)
-    roi = FaceProcessor.from_settings(detector, settings)
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    roi = FaceProcessor.from_settings(detector, cam)
     detector.detect(np.zeros((64, 64, 3), np.uint8))  # the runtimes' first-call setup
     n = present = found = 0
     counts = {"full": 0, "regions": 0}
@@ -70,39 +67,32 @@ def compare(video: Path, cfg: dict | None = None, max_frames: int | None = None)
     area = 0.0
     prev_full = np.zeros((0, 4), np.float32)
     size = None
-    try:
-        while max_frames is None or n < max_frames:
-            ok, image = cap.read()
-            if not ok:
-                break
-            t = n / fps
-            size = [int(image.shape[1]), int(image.shape[0])]
-            results = {}
-            # Alternate which mode goes first: neither always gets the warmer caches.
-            order = (
-                (("full", full), ("regions", roi)) if n % 2 else (("regions", roi), ("full", full))
-            )
-            for name, proc in order:
-                frame = Frame(image=image, index=n, wall_time=t, mono_time=t, camera="eval")
-                results[name] = proc.process(frame)
-                ms[name] += results[name].detect_ms
-                counts[name] += len(results[name].detections)
-                shots[name] += len(results[name].shots)
-                published[name].update(shot.track_id for shot in results[name].shots)
-            regions = results["regions"].regions
-            full_frames += regions is None
-            area += roi.planner.last_area_fraction
-            fb, rb = _boxes(results["full"].detections), _boxes(results["regions"].detections)
-            if n > 0 and len(fb) and len(prev_full):
-                persistent = iou_matrix(fb, prev_full).max(axis=1) >= PRESENT_IOU
-                present += int(persistent.sum())
-                if len(rb):
-                    hit = iou_matrix(fb, rb).max(axis=1) >= FOUND_IOU
-                    found += int((persistent & hit).sum())
-            prev_full = fb
-            n += 1
-    finally:
-        cap.release()
+    # Two processors see each frame: this comparison steps them side by side instead of
+    # through run_frames, on the same video clock.
+    for frame in VideoFrames(video, max_frames=max_frames, camera="eval"):
+        image = frame.image
+        size = [int(image.shape[1]), int(image.shape[0])]
+        results = {}
+        # Alternate which mode goes first: neither always gets the warmer caches.
+        order = (("full", full), ("regions", roi)) if n % 2 else (("regions", roi), ("full", full))
+        for name, proc in order:
+            results[name] = proc.process(frame)
+            ms[name] += results[name].detect_ms
+            counts[name] += len(results[name].detections)
+            shots[name] += len(results[name].shots)
+            published[name].update(shot.track_id for shot in results[name].shots)
+        regions = results["regions"].regions
+        full_frames += regions is None
+        area += roi.planner.last_area_fraction
+        fb, rb = _boxes(results["full"].detections), _boxes(results["regions"].detections)
+        if n > 0 and len(fb) and len(prev_full):
+            persistent = iou_matrix(fb, prev_full).max(axis=1) >= PRESENT_IOU
+            present += int(persistent.sum())
+            if len(rb):
+                hit = iou_matrix(fb, rb).max(axis=1) >= FOUND_IOU
+                found += int((persistent & hit).sum())
+        prev_full = fb
+        n += 1
     for name, proc in (("full", full), ("regions", roi)):
         last = proc.flush()
         shots[name] += len(last)
@@ -135,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         from edge.capture.demo import ensure_demo_clip
 
         videos = [ensure_demo_clip()] + [Path(v) for v in DEFAULT_VIDEOS if Path(v).is_file()]
-    cfg = load_config(args.config)
+    settings = load_settings(args.config)
     rows = []
     for v in videos:
         t0 = time.monotonic()
-        row = compare(Path(v), cfg, args.max_frames)
+        row = compare(Path(v), settings, args.max_frames)
         row["seconds"] = round(time.monotonic() - t0, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)

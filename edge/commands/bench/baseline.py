@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.capture.demo import cache_dir
 from edge.commands.bench.timing import Budget, time_calls
-from edge.runtime.runners import OnnxModel
+from edge.runtime.plugins.onnx import OnnxModel
 
 EXPORT_COMMAND = "pip install -e '.[convert]' && python -m tools.bench.export_gfpgan_class"
 SIDE = 512

@@ -12,6 +12,7 @@ line: so that peak RSS and CPU time are the daemon path's alone, not the model b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -29,21 +30,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.app.daemon import (
-    SHOT_QUEUE_SIZE,
-    CameraWorker,
-    EventWorker,
-    build_detector,
-    build_enhancer,
-)
 from edge.capture.devices import OpenCVGrabber
 from edge.capture.source import FrameSource
 from edge.commands.bench.timing import percentiles
-from edge.config.load import camera_settings, load_config
+from edge.config.load import load_settings
+from edge.pipeline.build import build_camera
 from edge.pipeline.processor import EventBuilder, FaceProcessor, FrameResult
+from edge.pipeline.workers import SHOT_QUEUE_SIZE, CameraWorker, EventWorker
 from edge.publish.buffered import BufferedSpool
 from edge.publish.local_broker import LocalBroker
 from edge.publish.publisher import Publisher
+from edge.settings import Settings
 from edge.shots.best_shot import Shot
 from edge.types import Frame
 
@@ -145,6 +142,19 @@ class TimedBuilder(EventBuilder):
         return event, original, enhanced
 
 
+class TimedSink:
+    """The event sink: the publisher, noting when each event was spooled."""
+
+    def __init__(self, publisher: Publisher, clock: StageClock):
+        self.publisher, self.clock = publisher, clock
+
+    def publish_event(self, camera: str, event: dict) -> int:
+        spool_id = self.publisher.publish_event(camera, event)
+        self.clock.event(event["event_id"], spooled=time.monotonic())
+        self.clock.spool_ids[spool_id] = event["event_id"]
+        return spool_id
+
+
 class AckClock:
     """The publisher's spool (the daemon's own kind, same interface), noting when each
     message was acknowledged: its PUBACK reached the spool, which then deletes it, the
@@ -191,42 +201,33 @@ def run_pipeline(
     paced: bool,
     max_seconds: float | None = None,
     max_frames: int | None = None,
-    cfg: dict | None = None,
+    settings: Settings | None = None,
 ) -> dict:
     """One run over `video` (once, no loop, or until `max_seconds` or `max_frames`); the
     measurements as a dict."""
-    cfg = cfg or load_config(None)
-    settings = camera_settings(cfg, {"name": CAMERA, "source": f"file://{video.resolve()}"})
+    settings = settings or load_settings(None)
+    cam = settings.camera_for({"name": CAMERA, "source": f"file://{video.resolve()}"})
     clock = StageClock(max_frames)
     with tempfile.TemporaryDirectory(prefix="face-edge-bench-") as tmp, LocalBroker() as broker:
-        spool_cfg = {**cfg["spool"], "path": Path(tmp) / "spool.sqlite"}
-        spool = AckClock(BufferedSpool.from_config(spool_cfg))
-        mqtt_cfg = {
-            **cfg["mqtt"],
-            **broker.client_settings(),
-            "username": None,
-            "password_file": None,
-        }
-        publisher = Publisher(mqtt_cfg, None, CAMERA, spool=spool)
+        spool_settings = dataclasses.replace(settings.spool, path=str(Path(tmp) / "spool.sqlite"))
+        spool = AckClock(BufferedSpool.from_config(spool_settings))
+        mqtt = settings.mqtt.merged(
+            {**broker.client_settings(), "username": None, "password_file": None}
+        )
+        publisher = Publisher(mqtt, None, CAMERA, spool=spool)
         if not publisher.wait_connected(10):
             raise RuntimeError(f"no connection to the local broker: {publisher.stats()}")
 
-        def sink(camera: str, event: dict) -> None:
-            spool_id = publisher.publish_event(camera, event)
-            clock.event(event["event_id"], spooled=time.monotonic())
-            clock.spool_ids[spool_id] = event["event_id"]
-
-        detector = build_detector(settings)
-        processor = TimedProcessor.from_settings(detector, settings)
-        processor.clock = clock
-        builder = TimedBuilder(
-            enhancer=build_enhancer(settings),
+        sink = TimedSink(publisher, clock)
+        camera = build_camera(
+            cam,
             device_id=CAMERA,
-            camera=CAMERA,
-            detector_info=detector.info(),
-            jpeg_quality=int(settings["enhance"]["jpeg_quality"]),
-            clock=clock,
+            name=CAMERA,
+            processor_cls=TimedProcessor,
+            builder_cls=TimedBuilder,
         )
+        processor, builder, detector = camera.processor, camera.builder, camera.detector
+        processor.clock = builder.clock = clock
         source = FrameSource(
             lambda: TimedGrabber(OpenCVGrabber(str(video), kind="file", label=video.name), clock),
             camera=CAMERA,
@@ -235,23 +236,23 @@ def run_pipeline(
         )
         shots: queue.Queue = queue.Queue(maxsize=SHOT_QUEUE_SIZE)
         worker = EventWorker(shots, sink)
-        camera = CameraWorker(CAMERA, source, processor, builder, shots)
+        worker_cam = CameraWorker(CAMERA, source, processor, builder, shots)
 
         # Steady state, as in a daemon that has been running: a runtime's first call sets up
         # kernels and buffers (tens of ms), which would otherwise be most of a short run's
         # few enhancement samples.
-        side = int(settings["best_shot"]["crop_size"])
+        side = int(cam.best_shot.crop_size)
         builder.enhancer(np.zeros((side, side, 3), np.uint8))
         detector.detect(np.zeros((360, 640, 3), np.uint8))
         cpu0, t0 = _cpu_s(), time.monotonic()
         worker.start()
-        camera.start()
+        worker_cam.start()
         deadline = t0 + max_seconds if max_seconds else float("inf")
-        while camera.is_alive():
+        while worker_cam.is_alive():
             if clock.enough.wait(0.05) or time.monotonic() > deadline:
-                camera.stop()  # as the daemon stops: tracks end, their last shots go out
+                worker_cam.stop()  # as the daemon stops: tracks end, their last shots go out
                 break
-        camera.join(30)
+        worker_cam.join(30)
         frames_end = clock.last_frame_done or time.monotonic()
         shots.join()  # every shot enhanced and handed to the publisher
         drained = publisher.flush(30)
@@ -335,16 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="detector/tracker/best_shot/enhance settings to run with")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from edge.app.memory import limit_malloc_arenas
+    from edge.runtime.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # as `face-edge run` does, so the measured RSS is the daemon's
-    cfg = load_config(args.config)
+    settings = load_settings(args.config)
     result = run_pipeline(
         args.video,
         paced=args.paced,
         max_seconds=args.max_seconds,
         max_frames=args.max_frames,
-        cfg=cfg,
+        settings=settings,
     )
     print(json.dumps(result))
     return 0

@@ -112,7 +112,7 @@ def resolve_video(spec: str) -> Path:
 
 
 def _tflite_available() -> bool:
-    from edge.runtime.runners import tflite_interpreter_class
+    from edge.runtime.plugins.litert import tflite_interpreter_class
 
     try:
         tflite_interpreter_class()

@@ -1,14 +1,8 @@
-"""One small interface over ONNX Runtime and LiteRT/TFLite for the detector's models.
+"""LiteRT (TFLite) interpreter: `ai_edge_litert`, else the older `tflite_runtime`.
 
-`load_model(path, backend, threads)` returns an object whose `run(x)` takes float32 NCHW
-(batch, 3, H, W; raw BGR pixel values 0..255) and returns the model's outputs as float32
-arrays in NCHW / (batch, k) layout, in the order of the torch module the model was exported
-from. Layout (the TFLite models are traced from the same NCHW torch modules, so they take
-NCHW too) and int8 input/output quantization, where a model has it, are handled here.
-
-Imports neither torch nor anything from the conversion tools. ONNX Runtime sessions run
-sequentially with `intra_op_num_threads=threads` and one inter-op thread.
-"""
+The TFLite models are traced from the same NCHW torch modules as the ONNX ones, so they take
+NCHW too; int8/uint8 input and output tensors, where a model has them, are (de)quantized here
+(the shipped INT8 models have float32 I/O)."""
 
 from __future__ import annotations
 
@@ -17,29 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.runtime.manifest import verified_model_path
-
-
-class OnnxModel:
-    def __init__(self, path: Path | str, threads: int = 1, memory_arena: bool = True):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        # The arena keeps the peak of every input shape it has seen: MTCNN's pyramid and varying
-        # batches grow it by ~100 MB (measured); models with one fixed shape keep it.
-        opts.enable_cpu_mem_arena = memory_arena
-        opts.enable_mem_pattern = memory_arena
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return self.session.run(self.output_names, {self.input_name: x})
+from edge.runtime.registry import register_runner
 
 
 def tflite_interpreter_class():
@@ -56,20 +28,29 @@ def tflite_interpreter_class():
 
 
 class TfliteModel:
-    """LiteRT interpreter. Resizes the input tensor when a new shape comes in (P-Net's pyramid
-    levels; R-Net/O-Net batch sizes) and quantizes/dequantizes int8/uint8 input and output
-    tensors where the model has them (the shipped INT8 models have float32 I/O)."""
+    """Resizes the input tensor when a new shape comes in (P-Net's pyramid levels; R-Net/O-Net
+    batch sizes), so `fixed_shape` changes nothing here."""
 
-    def __init__(self, path: Path | str, threads: int = 1):
+    backend = "tflite"
+    suffix = ".tflite"
+
+    def __init__(self, path: Path | str, threads: int = 1, *, fixed_shape: bool = True):
         interpreter_cls = tflite_interpreter_class()
         self.interp = interpreter_cls(model_path=str(path), num_threads=max(1, int(threads)))
         self.interp.allocate_tensors()
         self.input = self.interp.get_input_details()[0]
+        self.input_name: str = self.input["name"]
+        signature = self.input.get("shape_signature", self.input["shape"])
+        self.input_shape = tuple(int(d) if d >= 0 else None for d in signature)
         # litert-torch names outputs "..._output_<i>": sort to get the torch module's order.
         self._names = [o["name"] for o in sorted(self.interp.get_output_details(), key=_out_key)]
         self.outputs = [self._detail(n) for n in self._names]
         self._shape = tuple(self.input["shape"])
         self._batch_fixed = False
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._names)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         if self._batch_fixed and x.shape[0] != self._shape[0]:
@@ -127,21 +108,4 @@ def _out_key(detail: dict) -> tuple:
     return (0, int(m.group(1)), detail["name"]) if m else (1, 0, detail["name"])
 
 
-def load_model(
-    path: Path | str,
-    backend: str,
-    threads: int = 1,
-    *,
-    verify: bool = True,
-    fixed_shape: bool = True,
-) -> OnnxModel | TfliteModel:
-    """Open a model file in the given backend. With verify (the default) the file must be listed
-    in the manifest.json beside it with a matching sha256, else ModelIntegrityError.
-    `fixed_shape=False` (inputs of many shapes) turns ONNX Runtime's memory arena off."""
-    if verify:
-        path = verified_model_path(Path(path).parent, Path(path).name)
-    if backend == "onnx":
-        return OnnxModel(path, threads, memory_arena=fixed_shape)
-    if backend == "tflite":
-        return TfliteModel(path, threads)
-    raise ValueError(f"unknown backend {backend!r}: use onnx or tflite")
+register_runner(TfliteModel.backend, TfliteModel)
