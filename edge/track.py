@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -48,9 +46,9 @@ class Tracker:
         self._next_id = 1
 
     @classmethod
-    def from_settings(cls, settings: TrackerSettings | Mapping[str, Any]) -> Tracker:
-        """A tracker for a camera's `tracker` settings (a config dict still works)."""
-        s = TrackerSettings.coerce(settings)
+    def from_settings(cls, settings: TrackerSettings) -> Tracker:
+        """A tracker for a camera's `tracker` settings."""
+        s = settings
         return cls(float(s.iou_threshold), float(s.max_missed_s), int(s.min_hits))
 
     def update(self, detections: list[Detection], now: float) -> tuple[list[Track], list[Track]]:

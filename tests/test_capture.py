@@ -73,7 +73,9 @@ def _wait_for(predicate, seconds: float, src: FrameSource | None = None) -> bool
 
 # ------------------------------------------------------------------ files
 def test_file_source_delivers_all_frames_then_ends(clip):
-    src = open_source(clip.as_uri(), camera="cam", options={"loop": False, "realtime": False})
+    src = open_source(
+        clip.as_uri(), camera="cam", options=CaptureSettings(**{"loop": False, "realtime": False})
+    )
     with src:
         frames = _drain(src, 20)
         stats = src.stats()
@@ -87,7 +89,9 @@ def test_file_source_delivers_all_frames_then_ends(clip):
 
 
 def test_file_source_loops(clip):
-    src = open_source(clip.as_uri(), camera="c", options={"loop": True, "realtime": False})
+    src = open_source(
+        clip.as_uri(), camera="c", options=CaptureSettings(**{"loop": True, "realtime": False})
+    )
     with src:
         frames = [f for f in (src.read(2.0) for _ in range(130)) if f is not None]
         stats = src.stats()
@@ -100,7 +104,9 @@ def test_file_source_paces_at_real_time(clip):
     # Behaviour, not speed: a paced source never runs ahead of the file's 25 fps (unpaced,
     # these frames come in a few ms each). A slow or busy machine only delivers fewer frames,
     # so there is no lower bound on the rate here; how fast a box goes is `face-edge bench`'s.
-    src = open_source(clip.as_uri(), camera="c", options={"loop": True, "realtime": True})
+    src = open_source(
+        clip.as_uri(), camera="c", options=CaptureSettings(**{"loop": True, "realtime": True})
+    )
     with src:
         t0 = time.monotonic()
         frames = _drain(src, 2.0)
@@ -116,7 +122,9 @@ def test_file_source_paces_at_real_time(clip):
 
 
 def test_file_source_as_fast_as_possible_never_drops(clip):
-    src = open_source(clip.as_uri(), camera="c", options={"loop": False, "realtime": False})
+    src = open_source(
+        clip.as_uri(), camera="c", options=CaptureSettings(**{"loop": False, "realtime": False})
+    )
     with src:
         frames = []
         while (f := src.read(5.0)) is not None:
@@ -135,7 +143,9 @@ def test_file_source_not_realtime_is_not_paced(tmp_path):
     for i in range(20):
         writer.write(np.full((48, 64, 3), 10 * i, np.uint8))
     writer.release()
-    src = open_source(path.as_uri(), camera="c", options={"loop": False, "realtime": False})
+    src = open_source(
+        path.as_uri(), camera="c", options=CaptureSettings(**{"loop": False, "realtime": False})
+    )
     with src:
         t0 = time.monotonic()
         frames = _drain(src, 30)
@@ -161,13 +171,15 @@ def test_open_source_takes_typed_capture_settings(clip):
     with src:
         frames = _drain(src, 20)
     assert src.ended and [f.index for f in frames] == list(range(50))
-    # a config dict still works (null: the default) until every caller passes settings
-    legacy = open_source(clip.as_uri(), camera="c", options={"loop": False, "fps": None})
-    assert legacy.loop is False and legacy.realtime is defaults.realtime
+    # keys left out keep their defaults
+    partial = open_source(clip.as_uri(), camera="c", options=CaptureSettings(loop=False))
+    assert partial.loop is False and partial.realtime is defaults.realtime
 
 
 def test_slow_consumer_drops_and_gets_recent_frames(clip):
-    src = open_source(clip.as_uri(), camera="c", options={"loop": True, "realtime": True})
+    src = open_source(
+        clip.as_uri(), camera="c", options=CaptureSettings(**{"loop": True, "realtime": True})
+    )
     with src:
         src.read(5.0)
         indexes, captured_before = [], []
@@ -192,7 +204,11 @@ def test_truncated_mp4_is_retried_not_fatal(clip, tmp_path):
     cut = tmp_path / "cut.mp4"
     data = clip.read_bytes()
     cut.write_bytes(data[: len(data) // 2])  # mp4v from OpenCV: the index (moov) is lost
-    src = open_source(cut.as_uri(), camera="c", options={"loop": False, "realtime": False, **FAST})
+    src = open_source(
+        cut.as_uri(),
+        camera="c",
+        options=CaptureSettings(**{"loop": False, "realtime": False, **FAST}),
+    )
     with src:
         assert _wait_for(lambda: src.stats()["reconnects"] >= 2, 10)
         stats = src.stats()
@@ -210,7 +226,11 @@ def test_truncated_avi_plays_what_is_there(tmp_path, loop):
     writer.release()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2 + 333])  # cut in the middle of a frame
-    src = open_source(path.as_uri(), camera="c", options={"loop": loop, "realtime": False, **FAST})
+    src = open_source(
+        path.as_uri(),
+        camera="c",
+        options=CaptureSettings(**{"loop": loop, "realtime": False, **FAST}),
+    )
     with src:
         frames = _drain(src, 10) if not loop else [src.read(5.0) for _ in range(60)]
         stats = src.stats()
@@ -225,7 +245,11 @@ def test_truncated_avi_plays_what_is_there(tmp_path, loop):
 def test_deleted_file_reconnects_and_recovers(clip, tmp_path):
     path = tmp_path / "moving.mp4"
     shutil.copy(clip, path)
-    src = open_source(path.as_uri(), camera="c", options={"loop": True, "realtime": True, **FAST})
+    src = open_source(
+        path.as_uri(),
+        camera="c",
+        options=CaptureSettings(**{"loop": True, "realtime": True, **FAST}),
+    )
     with src:
         assert src.read(5.0) is not None
         path.unlink()  # at the end of this pass the reopen fails
@@ -341,7 +365,7 @@ def test_parse_uri_and_redaction():
             parse_source(bad)
         assert source_problem(bad)
     assert redact_uri("rtsp://admin:secret@10.0.0.5:554/s") == "rtsp://admin:***@10.0.0.5:554/s"
-    src = open_source("rtsp://admin:secret@127.0.0.1:9/s", camera="c", options={})
+    src = open_source("rtsp://admin:secret@127.0.0.1:9/s", camera="c", options=CaptureSettings())
     assert "secret" not in src.stats()["source"]
 
 
@@ -354,7 +378,7 @@ def test_picamera2_fails_clearly_when_opened(monkeypatch):
     # A machine without picamera2 (None in sys.modules: its import fails), also on a Pi.
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(SourceError, match="picamera2"):
-        open_source("picamera2:0", camera="pi", options={})
+        open_source("picamera2:0", camera="pi", options=CaptureSettings())
 
 
 # --------------------------------------------------------------- HTTP MJPEG
@@ -362,7 +386,9 @@ def test_http_mjpeg_stream_reads_and_reconnects():
     server = MJPEGServer()
     port = server.port
     src = open_source(
-        f"http://127.0.0.1:{port}/stream", camera="ip", options={**FAST, "reconnect_max_s": 1.0}
+        f"http://127.0.0.1:{port}/stream",
+        camera="ip",
+        options=CaptureSettings(**{**FAST, "reconnect_max_s": 1.0}),
     )
     try:
         src.start()
@@ -420,7 +446,7 @@ def test_demo_clip_and_demo_source(tmp_path, monkeypatch):
     assert any(not fr for fr in meta["frames"])  # faces enter and leave
 
     assert ensure_demo_clip() == path  # cached
-    src = open_source("demo:", camera="demo", options={})
+    src = open_source("demo:", camera="demo", options=CaptureSettings())
     with src:
         f = src.read(10.0)
     assert f is not None and f.image.shape == (720, 1280, 3)

@@ -22,6 +22,7 @@ from edge.enhance.restorer import (
     framing_matrix,
 )
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir
+from edge.settings import EnhanceSettings
 from edge.shots.align import align_face
 from tests.test_shots import ASTRONAUT_LM
 from tools.convert.restore.degrade import degrade
@@ -135,7 +136,7 @@ def test_corrupt_restorer_model_is_refused_by_checksum(tmp_path):
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceRestorer("onnx", "int8", models_dir=models)
     with pytest.raises(ModelIntegrityError, match="corrupt"):
-        EnhancementStage.from_settings({"restore": {"enabled": True}}, models_dir=models)
+        EnhancementStage.from_settings(EnhanceSettings(), models_dir=models)
     FaceRestorer("onnx", "fp32", models_dir=models)  # the intact files still load
 
 
@@ -143,7 +144,7 @@ def test_corrupt_restorer_model_is_refused_by_checksum(tmp_path):
 def test_enhancement_stage_runs_the_network_before_low_light_at_the_crop_size(
     astronaut_crop, crop_size
 ):
-    stage = EnhancementStage.from_settings({}, crop_size=crop_size, margin=0.35)
+    stage = EnhancementStage.from_settings(EnhanceSettings(), crop_size=crop_size, margin=0.35)
     names = [s["name"] for s in stage.describe()]
     assert names == ["restore_student", "low_light_gamma_clahe"]
     model_step = stage.describe()[0]

@@ -14,8 +14,7 @@ picamera2 is imported only when a ``picamera2:`` source is opened.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from edge.capture.devices import OpenCVGrabber, PiCameraGrabber, import_picamera2
 from edge.capture.source import CallableGrabber, FrameSource, Grabber, SourceError
@@ -39,13 +38,12 @@ def open_source(
     uri: str,
     *,
     camera: str,
-    options: CaptureSettings | Mapping[str, Any] | None = None,
+    options: CaptureSettings | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> FrameSource:
     """A FrameSource for `uri` (call .start() on it).
 
-    options: the camera's `capture` settings (None: the defaults). A config dict still
-    works: keys missing or null take the defaults.
+    options: the camera's `capture` settings (None: the defaults).
     Raises ValueError for a malformed URI and SourceError for a source kind
     that cannot work on this machine (picamera2 without libcamera). A device
     that merely fails to open is not an error here: the source keeps retrying
@@ -57,9 +55,7 @@ def open_source(
     Live sources ignore loop/realtime and always keep only the newest frame.
     wall_clock stamps Frame.wall_time (a seam for clock-jump tests).
     """
-    if isinstance(options, Mapping):
-        options = {k: v for k, v in options.items() if v is not None}
-    opts = CaptureSettings.coerce(options)
+    opts = options or CaptureSettings()
     parsed = parse_source(uri)
     kind, target = parsed.kind, parsed.target
     label = redact_uri(str(uri).strip())

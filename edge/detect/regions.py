@@ -11,8 +11,7 @@ catches faces that were still from the start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -87,9 +86,8 @@ def plan_regions(
 class RegionPlanner:
     """Per frame: None (search the whole frame) or the regions to search. One per camera."""
 
-    def __init__(self, settings: RegionsSettings | Mapping[str, Any], min_face_px: float):
-        """`settings`: the camera's `detector.regions` (a config dict still works)."""
-        settings = RegionsSettings.coerce(settings)
+    def __init__(self, settings: RegionsSettings, min_face_px: float):
+        """`settings`: the camera's `detector.regions`."""
         self.settings = settings
         self.min_face_px = float(min_face_px)
         self.motion = MotionDetector(settings.motion_threshold)

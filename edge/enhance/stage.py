@@ -4,10 +4,9 @@ every step applied (name, kind, version, parameters) and the time it took."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -43,17 +42,17 @@ class EnhancementStage:
     @classmethod
     def from_settings(
         cls,
-        settings: EnhanceSettings | Mapping[str, Any],
+        settings: EnhanceSettings,
         crop_size: int = _SHOT.crop_size,
         margin: float = _SHOT.margin,
         models_dir: Path | str | None = None,
     ) -> EnhancementStage:
-        """The steps the camera's `enhance` settings enable (a config dict still works), in
+        """The steps the camera's `enhance` settings enable, in
         the order that measured best on LFW (README): denoise, the restoration network, then
         low light (restoring first gave higher PSNR and SSIM on every lighting preset than
         brightening first). `crop_size` and `margin` are the framing of the aligned crops the
         stage will get (best_shot settings); `models_dir` the detector's (null: shipped)."""
-        s = EnhanceSettings.coerce(settings)
+        s = settings
         steps: list[EnhanceStep] = []
         if not s.enabled:
             return cls(steps)

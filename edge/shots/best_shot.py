@@ -3,9 +3,7 @@ one when the track ends, and a new one when the head turns markedly."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -47,12 +45,12 @@ class _TrackShots:
 class BestShotSelector:
     def __init__(
         self,
-        settings: BestShotSettings | Mapping[str, Any],
+        settings: BestShotSettings,
         min_hits: int = TrackerSettings().min_hits,
     ):
-        """`settings`: the camera's `best_shot` section (a config dict still works);
+        """`settings`: the camera's `best_shot` section;
         `min_hits`: the tracker's, below which a track is not trusted yet."""
-        s = BestShotSettings.coerce(settings)
+        s = settings
         self.settings = s
         self.interval_s = float(s.publish_interval_s)
         self.first_after_s = float(s.first_shot_after_s)
