@@ -412,6 +412,10 @@ class DenoiseSettings(_Section):
     )
 
 
+# Set from the measurement in RESTORER_MODEL_CARD.md ("When the network runs").
+MAX_EYE_PX_DEFAULT = 12.0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestoreSettings(_Section):
     """The face-restoration network (super-resolution, deblurring, denoising), run on each
@@ -425,6 +429,14 @@ class RestoreSettings(_Section):
         "int8", "Model precision: int8 (quantized, fast) or fp32 (reference, slower)."
     )
     threads: int = setting(1, "CPU threads the network may use per camera.", minimum=1, maximum=64)
+    max_eye_px: float | None = setting(
+        MAX_EYE_PX_DEFAULT,
+        "Run the network only on faces the camera saw with the eyes at most this many pixels "
+        "apart. The network sees faces at 10.3 px between the eyes: a larger face would be "
+        "shrunk to that first and lose detail the camera captured "
+        "(measured: python -m tools.eval.restore_gate). null: on every face.",
+        exclusive_minimum=0,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,6 +4,7 @@ the enhancement stage and `face-edge restore`."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.commands.restore import SUMMARY_FILE
 from edge.enhance import EnhancementStage
+from edge.enhance.face_frame import output_hw
 from edge.enhance.restorer import (
     MODEL_FRAMING,
     FaceRestorer,
@@ -171,10 +174,15 @@ def test_restore_command_on_a_folder(tmp_path, astronaut_crop):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1, res.stderr  # one image could not be read
     assert "broken.jpg" in res.stderr and "restored 4 faces" in res.stdout
-    assert sorted(p.name for p in dst.iterdir()) == sorted(names)
+    assert sorted(p.name for p in dst.iterdir()) == sorted([*names, SUMMARY_FILE])
+    records = {r["file"]: r for r in json.loads((dst / SUMMARY_FILE).read_text())["files"]}
+    assert records["broken.jpg"]["error"] == "not a readable image"
     for name in names:
         out = cv2.imread(str(dst / name))
-        assert out.shape == (160, 160, 3)
+        # each face found and restored where it is: the input's framing and aspect, longer
+        # side 160 (tests/test_restore_align.py)
+        assert records[name]["face_found"], records[name]
+        assert out.shape[:2] == output_hw(cv2.imread(str(src / name)).shape[:2], 160)
     # the same folder for input and output would overwrite the originals: refused
     res = subprocess.run([*cmd[:-1], str(src)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "OUT_DIR must differ" in res.stderr

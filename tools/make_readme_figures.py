@@ -15,7 +15,7 @@ from edge.capture.demo import ensure_demo_clip
 from edge.commands.annotate import annotate_frame, contact_sheet
 from edge.config.load import load_settings
 from edge.pipeline.build import build_camera
-from edge.pipeline.processor import FrameResult
+from edge.pipeline.processor import FrameResult, eye_distance
 from edge.pipeline.workers import VideoFrames, run_frames
 
 
@@ -43,7 +43,7 @@ def main() -> int:
     best_frame, enhancer = best["frame"], camera.builder.enhancer
     cv2.imwrite(str(args.out / "annotated-frame.jpg"), best_frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
     shots = sorted(shots, key=lambda s: -s.quality.overall)[:4]
-    pairs = [(s.crop, enhancer(s.crop).image) for s in shots]
+    pairs = [(s.crop, enhancer(s.crop, eye_px=eye_distance(s.detection)).image) for s in shots]
     labels = [f"#{s.track_id} {s.reason} q{s.quality.overall:.2f}" for s in shots]
     cv2.imwrite(str(args.out / "crops-original-vs-enhanced.jpg"), contact_sheet(pairs, labels))
     print(f"wrote {args.out}")

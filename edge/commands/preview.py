@@ -15,7 +15,7 @@ import cv2
 
 from edge.commands.annotate import annotate_frame, contact_sheet
 from edge.enhance import EnhancementStage
-from edge.pipeline.processor import FaceProcessor, FrameResult
+from edge.pipeline.processor import FaceProcessor, FrameResult, eye_distance
 from edge.pipeline.workers import run_frames, source_frames
 from edge.shots.best_shot import Shot
 
@@ -45,7 +45,7 @@ def run_preview(
     live = source_frames(source, deadline=time.monotonic() + seconds)
     run_frames(live, processor, on_result=on_result, on_shots=shots.extend)
     frames, faces, written = counts["frames"], counts["faces"], counts["written"]
-    pairs = [(s.crop, enhancer(s.crop).image) for s in shots[:24]]
+    pairs = [(s.crop, enhancer(s.crop, eye_px=eye_distance(s.detection)).image) for s in shots[:24]]
     labels = [f"#{s.track_id} {s.reason} q{s.quality.overall:.2f}" for s in shots[:24]]
     cv2.imwrite(str(out_dir / "contact-sheet.jpg"), contact_sheet(pairs, labels))
     summary = {

@@ -28,6 +28,12 @@ class EnhanceStep(Protocol):
     def __call__(self, bgr: np.ndarray) -> np.ndarray: ...
 
 
+class GatedStep(EnhanceStep, Protocol):
+    """A step that runs only on some faces (the network: not on faces larger than its input)."""
+
+    def skip_reason(self, eye_px: float | None) -> str | None: ...
+
+
 @dataclass(slots=True)
 class EnhanceResult:
     image: np.ndarray
@@ -71,10 +77,25 @@ class EnhancementStage:
             for s in self.steps
         ]
 
-    def __call__(self, crop_bgr: np.ndarray) -> EnhanceResult:
+    def __call__(self, crop_bgr: np.ndarray, eye_px: float | None = None) -> EnhanceResult:
+        """Enhance one aligned crop. ``eye_px``: how far apart the eyes were in the camera's
+        frame (None: unknown); a gated step skips faces it cannot help and says why in its
+        record's params (``applied``, ``skipped_because``)."""
         start = time.perf_counter()
         image = crop_bgr
+        records = []
         for step in self.steps:
-            image = step(image)
+            record = {"name": step.name, "kind": step.kind, "version": step.version}
+            params = dict(step.params)
+            reason = step.skip_reason(eye_px) if hasattr(step, "skip_reason") else None
+            if reason is None:
+                image = step(image)
+            if hasattr(step, "skip_reason"):
+                params["applied"] = reason is None
+                if eye_px is not None:
+                    params["eye_px"] = round(float(eye_px), 1)
+                if reason is not None:
+                    params["skipped_because"] = reason
+            records.append({**record, "params": params})
         ms = (time.perf_counter() - start) * 1000.0
-        return EnhanceResult(image=image, stages=self.describe(), ms=ms)
+        return EnhanceResult(image=image, stages=records, ms=ms)

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from edge.detect.base import Detector
 from edge.detect.regions import RegionPlanner
 from edge.enhance import EnhancementStage
@@ -113,6 +115,12 @@ class FaceProcessor:
         return shots
 
 
+def eye_distance(detection: Detection) -> float:
+    """Pixels between the eyes in the camera's frame: how much of the face the camera saw."""
+    lm = np.asarray(detection.landmarks, np.float32)
+    return float(np.linalg.norm(lm[1] - lm[0]))
+
+
 @dataclass
 class EventBuilder:
     """Enhances a shot and turns it into an event for one camera."""
@@ -127,7 +135,7 @@ class EventBuilder:
     def __call__(
         self, shot: Shot, crop_paths: Callable[[str], tuple[str, str]] | None = None
     ) -> tuple[dict, bytes, bytes]:
-        result = self.enhancer(shot.crop)
+        result = self.enhancer(shot.crop, eye_px=eye_distance(shot.detection))
         self.enhance_ms.add(result.ms)
         event_id = str(uuid.uuid4())
         return build_event(
