@@ -35,10 +35,11 @@ def crop() -> np.ndarray:
     return out
 
 
-def test_the_default_gate_sits_just_above_the_networks_input():
-    # The network sees eyes 10.3 px apart; faces seen larger would be shrunk first.
+def test_the_default_gate_sits_below_the_networks_input():
+    # The network sees eyes 10.3 px apart; faces seen larger are shrunk first. Measured
+    # (tools.eval.restore_gate, LFW 600 pairs): identity gained at 7.7 px, lost from 10.3 px.
     assert MODEL_FRAMING.eye_distance * 40 == pytest.approx(10.3)
-    assert 10.3 <= RestoreSettings().max_eye_px <= 16
+    assert 7.7 <= RestoreSettings().max_eye_px < 10.3
 
 
 def test_small_faces_are_restored_large_ones_keep_the_camera_pixels(stage, crop):
