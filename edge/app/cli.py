@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from dataclasses import dataclass
 
 from edge import __version__
@@ -53,22 +54,34 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command listed. ``only``: import just that command's module
+    (the others keep their name and help), so `face-edge config set` does not load OpenCV,
+    ONNX Runtime and paho first."""
     p = argparse.ArgumentParser(
         prog="face-edge", description="Face-capture appliance: camera to MQTT face events."
     )
     p.add_argument("--version", action="version", version=f"face-edge {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     for command in COMMANDS:
-        module = importlib.import_module(command.module)
         parser = sub.add_parser(command.name, help=command.help)
-        module.add_arguments(parser)
-        parser.set_defaults(func=module.main)
+        if only is None or only == command.name:
+            module = importlib.import_module(command.module)
+            module.add_arguments(parser)
+            parser.set_defaults(func=module.main)
     return p
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, if any (the first word that is one)."""
+    names = {c.name for c in COMMANDS}
+    return next((a for a in argv if a in names), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # No command named (e.g. --help): list the commands without importing any of them.
+    args = build_parser(only=chosen_command(argv) or "").parse_args(argv)
     from edge.runtime.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts: see edge/runtime/memory.py

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from edge.capture.devices import OpenCVGrabber, PiCameraGrabber, import_picamera2
 from edge.capture.source import CallableGrabber, FrameSource, Grabber, SourceError
 from edge.capture.uri import Source, parse_source, redact_uri, source_problem
 from edge.settings import CaptureSettings
@@ -55,6 +54,9 @@ def open_source(
     Live sources ignore loop/realtime and always keep only the newest frame.
     wall_clock stamps Frame.wall_time (a seam for clock-jump tests).
     """
+    # OpenCV is loaded when a source is opened, not when the config check reads a URI.
+    from edge.capture.devices import OpenCVGrabber, PiCameraGrabber, import_picamera2
+
     opts = options or CaptureSettings()
     parsed = parse_source(uri)
     kind, target = parsed.kind, parsed.target
