@@ -1,5 +1,7 @@
-"""The restoration evaluation tool on a tiny fake LFW (no ../shared needed); identity parts
-skip when dlib or face_recognition_models (an optional part, see tests/conftest.py) is missing."""
+"""The restoration evaluation tool on a tiny fake LFW (no ../shared needed), and its identity
+metrics (TAR at a fixed FAR, AUC, thresholds set on a reference distribution) on synthetic
+distances; the dlib run skips when dlib or face_recognition_models (an optional part, see
+tests/conftest.py) is missing."""
 
 from __future__ import annotations
 
@@ -144,23 +146,38 @@ def test_degradation_is_seeded_per_image(fake_lfw):
     assert not np.array_equal(a, other)
 
 
-def _check_report(out: dict, out_dir: Path, identity: bool) -> None:
-    for name in ("results.json", "results.md", "bars_x4.png", "grid_x4.png"):
+def _check_report(out: dict, out_dir: Path, identity: bool, framings=("lfw",)) -> None:
+    names = ["results.json", "results.md"]
+    for f in framings:
+        suffix = "" if f == "lfw" else f"_{f}"
+        names += [f"bars_x4{suffix}.png", f"grid_x4{suffix}.png"]
+    if identity:
+        names.append("dist_x4.png")
+    for name in names:
         assert (out_dir / name).stat().st_size > 0, name
+    assert (out_dir / "dist_x4.png").exists() == identity
     saved = json.loads((out_dir / "results.json").read_text())
     assert saved["meta"]["n_pairs"] == 8 and saved["meta"]["n_images"] == 6
-    res = saved["results"]["x4"]
-    assert set(res) == {"bicubic", "classical"}
-    for m in res.values():
-        assert 10 < m["psnr"] < 50 and 0 < m["ssim"] < 1
-        if identity:
-            assert 0 <= m["acc_at_0.6"] <= 1 and 0 <= m["acc_best_10fold"] <= 1
-        else:
-            assert "acc_at_0.6" not in m
-    assert res["bicubic"]["delta_vs_bicubic"]["psnr"] == 0
-    assert res["classical"]["delta_vs_bicubic"]["psnr"] == pytest.approx(
-        res["classical"]["psnr"] - res["bicubic"]["psnr"]
-    )
+    assert list(saved["meta"]["framings"]) == list(framings)
+    for f in framings:
+        res = saved["results"][f]["x4"]
+        assert set(res) == {"bicubic", "classical"}
+        for m in res.values():
+            assert 10 < m["psnr"] < 50 and 0 < m["ssim"] < 1
+            if identity:
+                assert 0 <= m["acc_at_0.6"] <= 1 and 0 <= m["acc_best_10fold"] <= 1
+                assert 0 <= m["auc"] <= 1
+                # 4 different-person pairs: neither FAR target can be expressed
+                assert m["tar_at_far"] == {
+                    "1%": "n/a (fewer than 100 negatives)",
+                    "0.1%": "n/a (fewer than 1,000 negatives)",
+                }
+            else:
+                assert "acc_at_0.6" not in m
+        assert res["bicubic"]["delta_vs_bicubic"]["psnr"] == 0
+        assert res["classical"]["delta_vs_bicubic"]["psnr"] == pytest.approx(
+            res["classical"]["psnr"] - res["bicubic"]["psnr"]
+        )
     md = (out_dir / "results.md").read_text()
     assert "| bicubic |" in md and "PSNR" in md and ("## Verification accuracy" in md) == identity
 
@@ -169,21 +186,249 @@ def _check_report(out: dict, out_dir: Path, identity: bool) -> None:
 def test_report_without_identity(fake_lfw, tmp_path):
     pairs, _ = re.read_pairs(fake_lfw / "pairs.txt")
     specs = [re.parse_restorer("bicubic"), re.parse_restorer("classical")]
-    out = re.evaluate(fake_lfw, pairs, ["x4"], specs, tmp_path, identity=False, workers=1)
-    _check_report(out, tmp_path, identity=False)
+    out = re.evaluate(
+        fake_lfw, pairs, ["x4"], specs, tmp_path, identity=False, workers=1,
+        framings=["lfw", "tight"], pairs_selection="all",
+    )  # fmt: skip
+    _check_report(out, tmp_path, identity=False, framings=("lfw", "tight"))
+    assert out["meta"]["pairs"] == "all"
+    # the degradation happens on the reframed image: PSNR differs between framings
+    assert out["results"]["lfw"]["x4"]["bicubic"] != out["results"]["tight"]["x4"]["bicubic"]
 
 
 @pytest.mark.requires("dlib", "matplotlib")
 def test_report_with_dlib_identity(fake_lfw, tmp_path):
     pairs, _ = re.read_pairs(fake_lfw / "pairs.txt")
     specs = [re.parse_restorer("bicubic"), re.parse_restorer("classical")]
-    out = re.evaluate(fake_lfw, pairs, ["x4"], specs, tmp_path, identity=True, workers=1)
-    _check_report(out, tmp_path, identity=True)
-    clean = out["results"]["clean"]
-    assert 0.5 <= clean["acc_at_0.6"] <= 1 and 0.5 <= clean["acc_best_10fold"] <= 1
-    assert list((tmp_path / "cache").glob("clean_dlib_*.npz"))
+    framings = ["lfw", "loose"]
+    out = re.evaluate(
+        fake_lfw, pairs, ["x4"], specs, tmp_path, identity=True, workers=1, framings=framings
+    )
+    _check_report(out, tmp_path, identity=True, framings=tuple(framings))
+    for f in framings:
+        clean = out["results"][f]["clean"]
+        assert 0.5 <= clean["acc_at_0.6"] <= 1 and 0.5 <= clean["acc_best_10fold"] <= 1
+    # one cache file per framing (the judge box differs)
+    assert len(list((tmp_path / "cache").glob("clean_dlib_*.npz"))) == 2
     # the second run takes every clean descriptor from the cache, with the same numbers
-    again = re.evaluate(fake_lfw, pairs, ["x4"], specs[:1], tmp_path, identity=True, workers=1)
-    assert again["meta"]["clean_descriptors_cached"] == 6
-    assert again["results"]["clean"] == clean
-    assert again["results"]["x4"]["bicubic"] == out["results"]["x4"]["bicubic"]
+    again = re.evaluate(
+        fake_lfw, pairs, ["x4"], specs[:1], tmp_path, identity=True, workers=1, framings=framings
+    )
+    assert again["meta"]["clean_descriptors_cached"] == {"lfw": 6, "loose": 6}
+    for f in framings:
+        assert again["results"][f]["clean"] == out["results"][f]["clean"]
+        bicubic = dict(again["results"][f]["x4"]["bicubic"])
+        assert bicubic == out["results"][f]["x4"]["bicubic"]
+
+
+# ----------------------------------------------------------------- identity at a fixed FAR
+
+
+def test_tar_at_far_ties_and_direction():
+    # 200 different-person pairs: FAR 1 % allows at most 2 of them below the threshold
+    neg = np.array([0.30, 0.35, 0.35, 0.40] + [0.9] * 196)
+    t = re.threshold_at_far(neg, 0.01)
+    # the 3rd smallest (k = 2): 0.35, tied with the 2nd, so only 0.30 is accepted (d < t)
+    assert t == 0.35
+    pos = np.array([0.10, 0.34, 0.35, 0.36, 0.80])
+    d = np.r_[pos, neg]
+    same = np.r_[np.ones(5, bool), np.zeros(200, bool)]
+    op = re.operating_point(d, same, t)
+    assert op == {"threshold": 0.35, "tar": 2 / 5, "far": 1 / 200}  # 0.35 itself is "different"
+    # without ties the target is met exactly
+    neg2 = np.linspace(0.3, 1.0, 200)
+    t2 = re.threshold_at_far(neg2, 0.01)
+    assert np.mean(neg2 < t2) == 0.01 and t2 == neg2[2]
+    # a threshold set on FAR 0.1 % needs 1,000 negatives; with 3,000 it is the 4th smallest
+    assert re.threshold_at_far(neg, 0.001) == "n/a (fewer than 1,000 negatives)"
+    neg3 = np.arange(3000) / 3000
+    assert re.threshold_at_far(neg3, 0.001) == neg3[3]
+    assert np.sum(neg3 < re.threshold_at_far(neg3, 0.001)) == 3
+
+
+def test_auc_hand_computed():
+    same = np.array([True, True, True, False, False, False])
+    d = np.array([0.1, 0.4, 0.5, 0.3, 0.5, 0.9])
+    # (same, different) pairs with d_same < d_diff: 0.1 beats 3, 0.4 beats 2, 0.5 beats 1 and
+    # ties 1 (counts half) -> 6.5 of 9
+    assert re.roc_auc(d, same) == pytest.approx(6.5 / 9)
+    assert re.roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), same[[0, 1, 3, 4]]) == 1.0
+    assert re.roc_auc(np.array([0.8, 0.9, 0.1, 0.2]), same[[0, 1, 3, 4]]) == 0.0
+    assert re.roc_auc(np.full(6, 0.5), same) == 0.5
+
+
+def _synthetic(n_pairs: int, pull: float, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Distances like dlib's: clean separated, bicubic blurred; ``pull`` moves the "model"'s
+    distances towards their mean (a restorer that makes faces alike)."""
+    rng = np.random.default_rng(seed)
+    same = np.arange(n_pairs) % 2 == 0
+    folds = np.arange(n_pairs) * 10 // n_pairs
+    clean = np.where(same, rng.normal(0.40, 0.06, n_pairs), rng.normal(0.80, 0.07, n_pairs))
+    bic = np.where(same, rng.normal(0.45, 0.08, n_pairs), rng.normal(0.70, 0.08, n_pairs))
+    model = bic.mean() + (bic - bic.mean()) * (1 - pull) - 0.2 * pull
+    dists = {"lfw|clean|clean": clean, "lfw|x4|bicubic": bic, "lfw|x4|model": model}
+    return dists, same, folds
+
+
+def test_thresholds_set_on_a_reference_apply_to_other_methods():
+    dists, same, folds = _synthetic(6000, pull=0.5)
+    quality = {"lfw|x4|bicubic": np.array([25.0, 0.7]), "lfw|x4|model": np.array([26.0, 0.75])}
+    res = re.score(["lfw"], ["x4"], ["bicubic", "model"], same, folds, quality, dists)
+    clean_t = res["lfw"]["clean"]["far_thresholds"]
+    bic_t = res["lfw"]["x4"]["bicubic"]["far_thresholds"]
+    neg = ~same
+    assert clean_t["1%"] == np.sort(dists["lfw|clean|clean"][neg])[30]  # 30 of 3,000
+    assert clean_t["0.1%"] == np.sort(dists["lfw|clean|clean"][neg])[3]  # 3 of 3,000
+    assert bic_t["1%"] == np.sort(dists["lfw|x4|bicubic"][neg])[30]
+    for lb in ("bicubic", "model"):
+        d = dists[f"lfw|x4|{lb}"]
+        for target in ("1%", "0.1%"):
+            for ref, ts in (("clean", clean_t), ("bicubic", bic_t)):
+                e = res["lfw"]["x4"][lb]["tar_at_far"][target][ref]
+                assert e["threshold"] == ts[target] and e["set_on"] == re.SET_ON[ref]
+                assert e["tar"] == np.mean(d[same] < ts[target])
+                assert e["far"] == np.mean(d[neg] < ts[target])
+    m = res["lfw"]["x4"]["model"]["tar_at_far"]["1%"]
+    # bicubic reaches the target on its own threshold, the model that pulls faces together
+    # does not: its FAR at the same threshold is visible and higher
+    assert res["lfw"]["x4"]["bicubic"]["tar_at_far"]["1%"]["bicubic"]["far"] <= 0.01
+    assert m["bicubic"]["far"] > 0.05 and m["clean"]["far"] > 0.05
+    # the clean threshold is tighter than the degraded one: the clean set's own FAR is <= 1 %
+    assert res["lfw"]["clean"]["tar_at_far"]["1%"]["clean"]["far"] <= 0.01
+    assert "bicubic" not in res["lfw"]["clean"]["tar_at_far"]["1%"]
+    assert res["lfw"]["x4"]["model"]["auc"] == pytest.approx(
+        re.roc_auc(dists["lfw|x4|model"], same)
+    )
+
+
+def test_far_targets_not_a_number_below_their_negative_count():
+    dists, same, folds = _synthetic(1200, pull=0.0)  # 600 different-person pairs
+    quality = {"lfw|x4|bicubic": np.array([25.0, 0.7]), "lfw|x4|model": np.array([26.0, 0.75])}
+    res = re.score(["lfw"], ["x4"], ["bicubic", "model"], same, folds, quality, dists)
+    m = res["lfw"]["x4"]["model"]["tar_at_far"]
+    assert m["0.1%"] == "n/a (fewer than 1,000 negatives)"
+    assert set(m["1%"]) == {"clean", "bicubic", "own"}
+    own = m["1%"]["own"]  # equal FAR: the model's threshold set on its own negatives
+    assert own["far"] <= 0.01 and own["set_on"] == re.SET_ON["own"]
+    assert res["lfw"]["clean"]["far_thresholds"]["0.1%"] == "n/a (fewer than 1,000 negatives)"
+    assert re.far_budget(600) == {
+        "1%": "at most 6 of 600 different-person pairs",
+        "0.1%": "n/a (fewer than 1,000 negatives): 600 different-person pairs",
+    }
+    assert re.far_budget(3000)["0.1%"] == "at most 3 of 3,000 different-person pairs"
+    assert re.far_budget(99)["1%"].startswith("n/a (fewer than 100 negatives)")
+
+
+@pytest.mark.requires("matplotlib")
+def test_report_states_the_operating_points(tmp_path):
+    dists, same, folds = _synthetic(6000, pull=0.5)
+    quality = {"lfw|x4|bicubic": np.array([25.0, 0.7]), "lfw|x4|model": np.array([26.0, 0.75])}
+    res = re.score(["lfw"], ["x4"], ["bicubic", "model"], same, folds, quality, dists)
+    meta = {
+        "lfw": "fake", "pairs": "all", "n_pairs": 6000, "n_same": 3000, "n_different": 3000,
+        "n_folds": 10, "n_images": 7701, "presets": ["x4"],
+        "framings": {"lfw": {"zoom": 1.0, "judge_box": [22, 22, 138, 138]}},
+        "restorers": {"bicubic": "bicubic", "model": "onnx:m.onnx"}, "identity": True,
+        "far_targets": re.far_budget(3000), "threshold_rule": re.THRESHOLD_RULE, "seconds": 1.0,
+        "workers": 1, "protocol": re.PROTOCOL, "command": "test",
+    }  # fmt: skip
+    re.write_report({"meta": meta, "results": res}, tmp_path, dists={"same": same, **dists})
+    md = (tmp_path / "results.md").read_text()
+    assert "FAR 0.1%: at most 3 of 3,000 different-person pairs" in md
+    assert "threshold set on the clean pairs (same framing)" in md
+    assert "threshold set on the degraded-bicubic pairs (same preset and framing)" in md
+    e = res["lfw"]["x4"]["model"]["tar_at_far"]["1%"]["clean"]
+    assert f"(FAR {100 * e['far']:.2f})" in md
+    assert (tmp_path / "dist_x4.png").stat().st_size > 10_000
+    # --replot rebuilds the histograms from distances.npz
+    np.savez(tmp_path / "distances.npz", same=same, **dists)
+    (tmp_path / "dist_x4.png").unlink()
+    assert re.main(["--replot", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "dist_x4.png").exists()
+
+
+# ----------------------------------------------------------------------------- framings
+
+
+def _spot(xy: tuple[float, float], size: int = 160) -> np.ndarray:
+    """A bright Gaussian spot (sigma 2 px) centred on ``xy`` on black."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    g = 255 * np.exp(-((xx - xy[0]) ** 2 + (yy - xy[1]) ** 2) / (2 * 2.0**2))
+    return np.repeat(g[:, :, None], 3, 2).round().astype(np.uint8)
+
+
+def _centroid(img: np.ndarray, near: tuple[float, float], r: int = 10) -> tuple[float, float]:
+    x0, y0 = round(near[0]) - r, round(near[1]) - r
+    w = img[y0 : y0 + 2 * r + 1, x0 : x0 + 2 * r + 1, 0].astype(np.float64)
+    yy, xx = np.mgrid[0 : w.shape[0], 0 : w.shape[1]]
+    return x0 + float((xx * w).sum() / w.sum()), y0 + float((yy * w).sum() / w.sum())
+
+
+@pytest.mark.parametrize("framing", ["lfw", "tight", "loose"])
+def test_framing_puts_a_known_point_where_expected(framing):
+    p = (40.0, 100.0)
+    expected = {
+        "lfw": p,
+        "tight": (79.5 + 1.2 * (40 - 79.5), 79.5 + 1.2 * (100 - 79.5)),  # (32.1, 104.1)
+        "loose": (79.5 + (40 - 79.5) / 1.2, 79.5 + (100 - 79.5) / 1.2),  # (46.6, 96.6)
+    }[framing]
+    assert re.framing_point(p, framing) == pytest.approx(expected)
+    out = re.reframe(_spot(p), framing)
+    assert out.shape == (160, 160, 3) and out.dtype == np.uint8
+    assert _centroid(out, expected) == pytest.approx(expected, abs=0.15)
+
+
+def test_tight_and_loose_undo_each_other():
+    for p in ((79.5, 79.5), (60.0, 95.0)):
+        back = re.reframe(re.reframe(_spot(p), "tight"), "loose")
+        assert _centroid(back, p) == pytest.approx(p, abs=0.25)
+        back = re.reframe(re.reframe(_spot(p), "loose"), "tight")
+        assert _centroid(back, p) == pytest.approx(p, abs=0.25)
+    # a real face comes back close to itself in the middle (tight drops the border)
+    face = _faces()["Grace_Hopper/Grace_Hopper_0001.jpg"]
+    back = re.reframe(re.reframe(face, "loose"), "tight")
+    assert re.psnr(back[30:130, 30:130], face[30:130, 30:130]) > 30
+
+
+def test_judge_box_follows_the_face():
+    assert re.judge_box("lfw") == re.JUDGE_BOX
+    # corners moved by the framing, rounded: tight 10.5 -> 11, 149.7 -> 150
+    assert re.judge_box("tight") == (11, 11, 150, 150)
+    assert re.judge_box("loose") == (32, 32, 128, 128)
+    for f in ("tight", "loose"):
+        box = re.judge_box(f)
+        for corner, moved in ((re.JUDGE_BOX[:2], box[:2]), (re.JUDGE_BOX[2:], box[2:])):
+            assert re.framing_point(corner, f) == pytest.approx(moved, abs=0.5)
+
+
+# ----------------------------------------------------------------------------- pairs
+
+
+def test_stratified_pairs(tmp_path):
+    """stratified:N: N/(2*folds) of each class in every fold, not the first ones, the same
+    every time."""
+    folds, per_class = 10, 30
+    lines = [f"{folds}\t{per_class}"]
+    for f in range(folds):
+        lines += [f"P{f}_{i:02d}\t1\t2" for i in range(per_class)]
+        lines += [f"P{f}_{i:02d}\t1\tQ{f}_{i:02d}\t1" for i in range(per_class)]
+    path = tmp_path / "pairs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    pairs, n_folds = re.read_pairs(path, 120, "stratified")
+    assert n_folds == 10 and len(pairs) == 120
+    for f in range(folds):
+        fold = [p for p in pairs if p.fold == f]
+        assert sum(p.same for p in fold) == 6 and sum(not p.same for p in fold) == 6
+    assert pairs == re.read_pairs(path, 120, "stratified")[0]
+    first, _ = re.read_pairs(path, 120)
+    assert pairs != first and set(pairs) <= set(re.read_pairs(path)[0])
+    # names are P<fold>_<i>: in file order within each fold and class
+    same0 = [p.a for p in pairs if p.fold == 0 and p.same]
+    assert same0 == sorted(same0)
+    assert re.parse_pairs("stratified:1200") == ("stratified", 1200)
+    assert re.parse_pairs("all") == ("all", None) and re.parse_pairs("600") == ("first", 600)
+    assert re.pairs_label("stratified", 1200) == "stratified:1200"
+    with pytest.raises(ValueError):
+        re.parse_pairs("random:5")
+    with pytest.raises(ValueError):
+        re.read_pairs(path, 130, "stratified")
