@@ -104,6 +104,7 @@ import cv2
 import numpy as np
 
 from edge.enhance.restorer import from_model_output, resize_to, to_model_input
+from edge.runtime.manifest import sha256_of
 from tools.convert.restore.degrade import EVAL_PRESETS, degrade
 
 SIZE = 160
@@ -751,18 +752,10 @@ class CleanCache:
         os.replace(tmp, self.path)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def restorer_files(specs: Sequence[RestorerSpec]) -> dict[str, dict[str, str]]:
     """label -> {path, sha256} for every restorer that is a model file."""
     return {
-        s.label: {"path": s.arg, "sha256": _file_sha256(Path(s.arg))}
+        s.label: {"path": s.arg, "sha256": sha256_of(Path(s.arg))}
         for s in specs
         if s.kind in ("onnx", "tflite", "torch") and Path(s.arg).is_file()
     }

@@ -10,8 +10,6 @@ Deterministic for a given --seed (data sampling, random export samples)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import random
 import shutil
 import tempfile
@@ -32,6 +30,7 @@ from tools.convert.detector.export import (
 from tools.convert.detector.nets import load_nets
 from tools.convert.detector.quantize_onnx import quantize_onnx
 from tools.convert.detector.quantize_tflite import export_tflite_fp32, export_tflite_int8
+from tools.convert.manifest import write_manifest as shared_write_manifest
 
 VERSION = "mtcnn-1.1"
 NETS = ("pnet", "rnet", "onet")
@@ -40,19 +39,8 @@ NETS = ("pnet", "rnet", "onet")
 def write_manifest(
     out: Path, files: list[str], extra: dict[str, dict], version: str = VERSION
 ) -> None:
-    """Add or replace `files`' entries (sha256, version, size, `extra`) in OUT/manifest.json."""
-    path = out / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
-    for f in files:
-        entry = {
-            "sha256": hashlib.sha256((out / f).read_bytes()).hexdigest(),
-            "version": version,
-            "bytes": (out / f).stat().st_size,
-            **extra.get(f, {}),
-        }
-        manifest["models"][f] = entry
-    manifest["models"] = dict(sorted(manifest["models"].items()))
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    """The detector's entries in OUT/manifest.json (``tools.convert.manifest``)."""
+    shared_write_manifest(out, files, extra, version)
 
 
 def fit_to(x: np.ndarray, shape: tuple[int, ...], rng: random.Random) -> np.ndarray:

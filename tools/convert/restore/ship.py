@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.runtime.manifest import MANIFEST_NAME, sha256_of
+from edge.runtime.manifest import sha256_of
+from tools.convert.manifest import write_manifest
 
 SOURCE = (
     "trained in this repository (tools/convert/restore) on UTKFace (research-only licence); "
@@ -54,22 +55,6 @@ GATED = "restore_student_int8.onnx"  # the file the evaluation must have measure
 BASELINE = "bicubic"
 ALL_PAIRS = 6000
 MIN_STRATIFIED = 1200
-
-
-def write_manifest(out: Path, files: list[str], extra: dict[str, dict], version: str) -> None:
-    """Add or replace ``files``' entries (sha256, version, bytes, ``extra``) in OUT/manifest.json,
-    as tools.convert.detector.build does (not imported from there: it needs torch)."""
-    path = out / MANIFEST_NAME
-    manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
-    for f in files:
-        manifest["models"][f] = {
-            "sha256": sha256_of(out / f),
-            "version": version,
-            "bytes": (out / f).stat().st_size,
-            **extra.get(f, {}),
-        }
-    manifest["models"] = dict(sorted(manifest["models"].items()))
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _tar_far1_equal(m: dict) -> float | None:
