@@ -20,7 +20,6 @@ from edge.shots.best_shot import Shot
 from edge.shots.quality import Pose, Quality
 from edge.types import Detection
 from tests.test_shots import ASTRONAUT_LM
-from tools.eval.restore_gate import tar_at_far, threshold_for_far
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +86,3 @@ def test_the_event_states_whether_the_network_ran(stage, crop):
     restore = next(s for s in event["enhanced"]["stages"] if s["kind"] == "model")
     assert eye_distance(det) == pytest.approx(44.1, abs=0.1)
     assert restore["params"]["applied"] is False and restore["params"]["max_eye_px"] == 12
-
-
-def test_operating_point_from_the_clean_negatives():
-    d_neg = np.array([0.2, 0.5, 0.55, 0.7, 0.8, 0.9, 0.9, 1.0, 1.1, 1.2])
-    thr = threshold_for_far(d_neg, 0.1)  # at most one negative of ten accepted
-    assert thr == 0.5
-    d = np.array([0.3, 0.49, 0.6, 0.2, 0.8])
-    same = np.array([True, True, True, False, False])
-    tar, far = tar_at_far(d, same, thr)
-    assert tar == pytest.approx(2 / 3) and far == pytest.approx(0.5)

@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from edge.capture.uri import REDACTED, redact_uri, source_problem
 from edge.config.schema import settings_schema
@@ -316,7 +315,7 @@ def _warnings(cfg: dict, lines: Mapping[KeyPath, int], file_path: Path | None) -
     if config_mode is not None:
         for i, cam in enumerate(cameras):
             src = cam.get("source")
-            if isinstance(src, str) and _uri_password(src):
+            if isinstance(src, str) and redact_uri(src) != src:  # a password in the URI
                 out.append(
                     _problem(
                         lines,
@@ -393,13 +392,6 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
         fix(_get(cfg, path[:-1]), path[-1])
     for cam in cfg.get("cameras", []):
         fix(cam.get("detector"), "models_dir")
-
-
-def _uri_password(uri: str) -> bool:
-    try:
-        return urlsplit(uri).password is not None
-    except ValueError:
-        return False
 
 
 def redacted(cfg: Mapping[str, Any]) -> dict:

@@ -28,12 +28,6 @@ class EnhanceStep(Protocol):
     def __call__(self, bgr: np.ndarray) -> np.ndarray: ...
 
 
-class GatedStep(EnhanceStep, Protocol):
-    """A step that runs only on some faces (the network: not on faces larger than its input)."""
-
-    def skip_reason(self, eye_px: float | None) -> str | None: ...
-
-
 @dataclass(slots=True)
 class EnhanceResult:
     image: np.ndarray
@@ -87,10 +81,12 @@ class EnhancementStage:
         for step in self.steps:
             record = {"name": step.name, "kind": step.kind, "version": step.version}
             params = dict(step.params)
-            reason = step.skip_reason(eye_px) if hasattr(step, "skip_reason") else None
+            # A gated step (the network) also has skip_reason(eye_px) -> str | None.
+            gate = getattr(step, "skip_reason", None)
+            reason = gate(eye_px) if gate is not None else None
             if reason is None:
                 image = step(image)
-            if hasattr(step, "skip_reason"):
+            if gate is not None:
                 params["applied"] = reason is None
                 if eye_px is not None:
                     params["eye_px"] = round(float(eye_px), 1)

@@ -27,9 +27,7 @@ def build_ssl_context(
     ``verify`` (default true) checks the broker certificate against ``ca_file`` (or the
     system CAs) and its host name; ``verify: false`` turns both off explicitly.
     """
-    tls = TlsSettings.coerce(
-        {k: v for k, v in tls.items() if k != "enabled"} if isinstance(tls, Mapping) else tls
-    )
+    tls = TlsSettings.coerce(tls)
     for key in ("ca_file", "cert_file", "key_file"):
         f = getattr(tls, key)
         if f and not Path(f).is_file():

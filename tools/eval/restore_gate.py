@@ -40,8 +40,10 @@ from tools.eval.restore_eval import (
     THRESHOLD,
     DlibJudge,
     load_clean,
+    operating_point,
     psnr,
     read_pairs,
+    threshold_at_far,
     unique_images,
 )
 
@@ -62,19 +64,6 @@ def camera_view(clean: np.ndarray, side: int, rel: str, seed: int = 0) -> np.nda
 
 def plain(view: np.ndarray) -> np.ndarray:
     return cv2.resize(view, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
-
-
-def tar_at_far(d: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float]:
-    """(TAR, FAR) at ``threshold``: a pair is accepted as one person when d < threshold."""
-    accept = d < threshold
-    return float(accept[same].mean()), float(accept[~same].mean())
-
-
-def threshold_for_far(d_neg: np.ndarray, far: float) -> float:
-    """The largest threshold whose FAR on ``d_neg`` (different-person distances) is <= far."""
-    d = np.sort(d_neg)
-    k = int(np.floor(far * len(d)))  # at most k negatives may fall below the threshold
-    return float(d[k]) if k < len(d) else float(d[-1]) + 1e-6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     clean = [load_clean(args.lfw, rel) for rel in images]
     d_clean = distances(np.stack([judge(c) for c in clean]))
-    thr = threshold_for_far(d_clean[~same], args.far)
+    thr = threshold_at_far(d_clean[~same], args.far)
     rows = []
     distances_out: dict[str, np.ndarray] = {"clean": d_clean, "same": same}
     for side in SIDES:
@@ -109,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in (("plain", plain), ("network", net)):
             out = [fn(v) for v in views]
             d = distances(np.stack([judge(o) for o in out]))
-            tar, far = tar_at_far(d, same, thr)
-            roc_tar, _ = tar_at_far(d, same, threshold_for_far(d[~same], args.far))
+            at_clean = operating_point(d, same, thr)
+            tar, far = at_clean["tar"], at_clean["far"]
+            roc_tar = operating_point(d, same, threshold_at_far(d[~same], args.far))["tar"]
             distances_out[f"{name}_{side}"] = d
             row[name] = {
                 "psnr": round(
@@ -129,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "threshold_from_clean": round(thr, 4),
         "clean": {
             "acc_0.6": round(100 * float(((d_clean < THRESHOLD) == same).mean()), 1),
-            "tar": round(100 * tar_at_far(d_clean, same, thr)[0], 1),
+            "tar": round(100 * operating_point(d_clean, same, thr)["tar"], 1),
         },
         "camera": {"noise_sigma": NOISE_SIGMA, "jpeg_quality": JPEG_QUALITY},
         "model": f"{net.file_name} ({net.version})",
