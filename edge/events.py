@@ -83,6 +83,7 @@ def build_event(
         "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in det.landmarks],
         "pose": shot.pose.as_dict(),
         "quality": shot.quality.as_dict(),
+        **({"face_check": shot.face.as_dict()} if shot.face is not None else {}),
         "detector": detector_info,
         "original": crop_field(original_jpeg, shot.crop, orig_path),
         "enhanced": enhanced_field,

@@ -72,7 +72,7 @@ def photos() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     finder = FaceDetector()
     for name in PHOTOS:
         image = cv2.imread(str(ASSETS_DIR / f"{name}.jpg"))
-        (face,) = finder.detect(image)
+        face = max(finder.detect(image), key=lambda d: d.height)  # the photo's face, not a badge
         out[name] = (image, face.box.astype(np.float64), face.landmarks.astype(np.float64))
     return out
 

@@ -16,6 +16,7 @@ from edge.enhance import EnhancementStage
 from edge.events import build_event
 from edge.settings import CameraSettings
 from edge.shots.best_shot import BestShotSelector, Shot
+from edge.shots.face_check import FaceCheck
 from edge.track import Track, Tracker
 from edge.types import Detection, Frame
 
@@ -74,7 +75,10 @@ class FaceProcessor:
         tracker = Tracker.from_settings(settings.tracker)
         det = settings.detector
         planner = RegionPlanner(det.regions, det.min_face_px) if det.regions.enabled else None
-        selector = BestShotSelector(settings.best_shot, tracker.min_hits)
+        face_check = None
+        if settings.best_shot.min_face_score > 0:
+            face_check = FaceCheck.open(det.backend, int(det.threads), det.models_dir)
+        selector = BestShotSelector(settings.best_shot, tracker.min_hits, face_check)
         return cls(detector, tracker, selector, planner, follow_faces=det.follow_faces)
 
     def process(self, frame: Frame) -> FrameResult:

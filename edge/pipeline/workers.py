@@ -180,6 +180,8 @@ class CameraWorker(threading.Thread):
             "fps": round(fps, 2),
             "frames_processed": self.processor.frames,
             "faces_detected": self.faces,
+            # Shot candidates turned down: not a face (face check), quality too low.
+            "shots_rejected": dict(self.processor.selector.rejected),
             "detect_ms": round(self.processor.detect_ms.mean, 2),
             # Region-of-interest detection: share of frames searched whole, mean area searched.
             "detect_regions": self.processor.region_stats(),

@@ -9,6 +9,7 @@ import numpy as np
 
 from edge.settings import BestShotSettings, TrackerSettings
 from edge.shots.align import align_face
+from edge.shots.face_check import FaceCheck, FaceCheckResult
 from edge.shots.quality import Pose, Quality, estimate_pose, score_shot
 from edge.track import Track
 from edge.types import Detection, Frame
@@ -31,6 +32,7 @@ class Shot:
     frame_index: int
     reason: str = ""
     shot_index: int = 0
+    face: FaceCheckResult | None = None  # None: the face check is off
 
 
 @dataclass
@@ -47,9 +49,11 @@ class BestShotSelector:
         self,
         settings: BestShotSettings,
         min_hits: int = TrackerSettings().min_hits,
+        face_check: FaceCheck | None = None,
     ):
         """`settings`: the camera's `best_shot` section;
-        `min_hits`: the tracker's, below which a track is not trusted yet."""
+        `min_hits`: the tracker's, below which a track is not trusted yet;
+        `face_check`: scores every candidate (None: no check, every detection is a face)."""
         s = settings
         self.settings = s
         self.interval_s = float(s.publish_interval_s)
@@ -60,11 +64,19 @@ class BestShotSelector:
         self.crop_size = int(s.crop_size)
         self.margin = float(s.margin)
         self.min_hits = min_hits
+        self.face_check = face_check
+        self.min_face_score = float(s.min_face_score)
+        # Candidates turned down, by reason: for the stats topic.
+        self.rejected = {"not_face": 0, "low_quality": 0}
 
     def make_shot(self, frame: Frame, track_id: int, det: Detection) -> Shot:
-        crop, _ = align_face(frame.image, det.landmarks, self.crop_size, self.margin)
+        crop, matrix = align_face(frame.image, det.landmarks, self.crop_size, self.margin)
         pose = estimate_pose(det.landmarks)
-        quality = score_shot(crop, det.height, pose)
+        # The matrix says where the frame's 8x8 codec grid falls in the crop (blockiness).
+        quality = score_shot(crop, det.height, pose, matrix=matrix)
+        face = None
+        if self.face_check is not None:
+            face = self.face_check.check(frame.image, det.landmarks, det.box)
         h, w = frame.image.shape[:2]
         return Shot(
             track_id=track_id,
@@ -76,6 +88,7 @@ class BestShotSelector:
             mono_time=frame.mono_time,
             frame_size=(w, h),
             frame_index=frame.index,
+            face=face,
         )
 
     def on_frame(self, frame: Frame, seen: list[Track], ended: list[Track]) -> list[Shot]:
@@ -87,7 +100,10 @@ class BestShotSelector:
                 continue
             st: _TrackShots = track.state.setdefault("shots", _TrackShots())
             shot = self.make_shot(frame, track.track_id, track.detection)
+            if not self.is_face(shot):
+                continue
             if shot.quality.overall < self.min_quality:
+                self.rejected["low_quality"] += 1
                 continue
             if st.candidate is None or shot.quality.overall > st.candidate.quality.overall:
                 st.candidate = shot
@@ -101,6 +117,13 @@ class BestShotSelector:
         for track in ended:
             out.extend(self.on_track_end(track))
         return out
+
+    def is_face(self, shot: Shot) -> bool:
+        """False (and counted) when the face check says the shot is not a face."""
+        if shot.face is not None and shot.face.score < self.min_face_score:
+            self.rejected["not_face"] += 1
+            return False
+        return True
 
     def on_track_end(self, track: Track) -> list[Shot]:
         st: _TrackShots | None = track.state.get("shots")

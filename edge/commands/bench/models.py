@@ -14,6 +14,8 @@ from edge.commands.bench.timing import Budget, time_calls
 from edge.detect.mtcnn import FaceDetector
 from edge.enhance.restorer import FaceRestorer, model_file_name
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir, load_manifest
+from edge.shots.face_check import MODEL_FILES as FACE_CHECK_FILES
+from edge.shots.face_check import FaceCheck
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +59,20 @@ def sample_frames(video: Path, count: int = 8) -> list[np.ndarray]:
     return frames
 
 
-def face_crop(frames: list[np.ndarray]) -> np.ndarray:
-    """A real face from the frames (the largest detection), else the middle of a frame."""
+def largest_face(frames: list[np.ndarray]):
+    """(frame, detection) of the largest face the detector finds in the frames, or None."""
     detector = FaceDetector()
     best = None
     for image in frames:
         for d in detector.detect(image):
             if best is None or d.height > best[1].height:
                 best = (image, d)
+    return best
+
+
+def face_crop(frames: list[np.ndarray]) -> np.ndarray:
+    """A real face from the frames (the largest detection), else the middle of a frame."""
+    best = largest_face(frames)
     if best is None:
         h, w = frames[0].shape[:2]
         s = min(h, w) // 3
@@ -127,3 +135,31 @@ def restorer_rows(
         names = ", ".join(sorted(set(missing)))
         note = f"restorer rows skipped: {names} not listed in {models_dir / 'manifest.json'}"
     return rows, note
+
+
+def face_check_rows(
+    frames: list[np.ndarray], backends: list[str], threads: list[int], budget: Budget,
+    models_dir: Path | None,
+) -> tuple[list[dict], str]:
+    """The face check's whole cost per shot candidate (warp by the landmarks, geometry, the
+    INT8 classifier), on a real face of the frames."""
+    best = largest_face(frames)
+    if best is None:
+        return [], "face check rows skipped: no face in the sample frames"
+    image, det = best
+    models_dir = Path(models_dir) if models_dir else default_models_dir()
+    listed = load_manifest(models_dir).get("models", {})
+    rows = []
+    for backend in backends:
+        if FACE_CHECK_FILES[backend] not in listed:
+            continue
+        for n in threads:
+            check = FaceCheck.open(backend, n, models_dir)
+            timing = time_calls(
+                lambda _i, c=check: c.check(image, det.landmarks, det.box), budget
+            )
+            v = Variant(backend, "int8", n)
+            rows.append({"name": "face_check", **v.fields(), "input": "one candidate",
+                         **timing.as_dict()})
+            log.info("face check %s: %s", v, timing)
+    return rows, ""

@@ -145,6 +145,7 @@ def machine() -> dict:
 def bench_models(video: Path, args: argparse.Namespace, result: dict) -> None:
     from edge.commands.bench.models import (
         detector_rows,
+        face_check_rows,
         face_crop,
         restorer_rows,
         sample_frames,
@@ -166,6 +167,12 @@ def bench_models(video: Path, args: argparse.Namespace, result: dict) -> None:
     except ModelIntegrityError as e:
         result["notes"].append(f"detector rows skipped: {e}")
     rows, note = restorer_rows(face_crop(frames), todo, budget, args.models_dir)
+    result["models"] += rows
+    if note:
+        result["notes"].append(note)
+    backends = sorted({v.backend for v in todo})
+    thread_counts = sorted({v.threads for v in todo})
+    rows, note = face_check_rows(frames, backends, thread_counts, budget, args.models_dir)
     result["models"] += rows
     if note:
         result["notes"].append(note)

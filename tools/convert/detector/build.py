@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         extra[f] = {
             "precision": "int8",
             "runtime": "onnxruntime",
-            "format": "QDQ, per-channel int8 weights, uint8 activations; PReLU and softmax in float",
+            "format": "QDQ, per-channel uint8 weights, uint8 activations (U8U8); PReLU and softmax in float",
             "source": src,
         }
     print("quantized ONNX INT8", f"{time.time() - t0:.0f}s")

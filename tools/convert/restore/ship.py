@@ -45,7 +45,7 @@ FORMATS = {
     "restore_student_int8.onnx": (
         "int8",
         "onnxruntime",
-        "QDQ, per-channel int8 weights, uint8 activations",
+        "QDQ, per-channel uint8 weights, uint8 activations (U8U8)",
     ),
     "restore_student_fp32.onnx": ("fp32", "onnxruntime", "float32"),
     "restore_student_int8.tflite": ("int8", "litert", "full-integer PT2E per-channel, float32 I/O"),
