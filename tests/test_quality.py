@@ -123,10 +123,5 @@ def test_quality_fields_and_backwards_compatibility(astronaut):
     d = q.as_dict()
     assert set(d) == {"overall", "sharpness", "size", "brightness", "frontalness", "blockiness"}
     assert Quality(0.8, 0.8, 0.8, 0.8, 0.8).blockiness == 0.0  # old positional construction
-    # A face score is recorded; with no face-check model fitted it leaves overall alone.
-    qf = score_shot(crop, 60, pose, face_score=0.9)
-    assert qf.face_score == 0.9 and q.face_score is None
-    if Q.FACE_COEF is None:
-        assert qf.overall == q.overall
     # The legacy weighted score stays available to the tools.
     assert 0.0 <= Q.legacy_overall(q) <= 1.0

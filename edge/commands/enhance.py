@@ -95,7 +95,7 @@ def process_images(paths: list[Path], processor: FaceProcessor, writer: EventWri
             if det.height < processor.selector.min_face_px:
                 continue
             shot = processor.selector.make_shot(frame, n + 1, det)
-            if not processor.selector.is_face(shot):
+            if not processor.selector.is_face(frame, shot):
                 continue
             shot.reason, shot.shot_index = "image", 0
             writer.write(shot)

@@ -32,7 +32,7 @@ class Shot:
     frame_index: int
     reason: str = ""
     shot_index: int = 0
-    face: FaceCheckResult | None = None  # None: the face check is off
+    face: FaceCheckResult | None = None  # None: not checked (the check is off)
 
 
 @dataclass
@@ -74,9 +74,6 @@ class BestShotSelector:
         pose = estimate_pose(det.landmarks)
         # The matrix says where the frame's 8x8 codec grid falls in the crop (blockiness).
         quality = score_shot(crop, det.height, pose, matrix=matrix)
-        face = None
-        if self.face_check is not None:
-            face = self.face_check.check(frame.image, det.landmarks, det.box)
         h, w = frame.image.shape[:2]
         return Shot(
             track_id=track_id,
@@ -88,7 +85,6 @@ class BestShotSelector:
             mono_time=frame.mono_time,
             frame_size=(w, h),
             frame_index=frame.index,
-            face=face,
         )
 
     def on_frame(self, frame: Frame, seen: list[Track], ended: list[Track]) -> list[Shot]:
@@ -100,17 +96,25 @@ class BestShotSelector:
                 continue
             st: _TrackShots = track.state.setdefault("shots", _TrackShots())
             shot = self.make_shot(frame, track.track_id, track.detection)
-            if not self.is_face(shot):
-                continue
             if shot.quality.overall < self.min_quality:
                 self.rejected["low_quality"] += 1
                 continue
-            if st.candidate is None or shot.quality.overall > st.candidate.quality.overall:
+            better = st.candidate is None or shot.quality.overall > st.candidate.quality.overall
+            pose_now = (
+                st.published > 0
+                and self._pose_changed(st, shot)
+                and now - st.last_time >= MIN_POSE_SHOT_GAP_S
+            )
+            # The face check costs more than the quality score (a network run): only a shot
+            # that may be published (a new best, or a pose change) gets it.
+            if (better or pose_now) and not self.is_face(frame, shot):
+                continue
+            if better:
                 st.candidate = shot
             if st.published == 0:
                 if track.age_s >= self.first_after_s:
                     out.append(self._publish(st, st.candidate, "first", now))
-            elif self._pose_changed(st, shot) and now - st.last_time >= MIN_POSE_SHOT_GAP_S:
+            elif pose_now:
                 out.append(self._publish(st, shot, "pose_change", now))
             elif now - st.last_time >= self.interval_s:
                 out.append(self._publish(st, st.candidate, "interval", now))
@@ -118,9 +122,14 @@ class BestShotSelector:
             out.extend(self.on_track_end(track))
         return out
 
-    def is_face(self, shot: Shot) -> bool:
-        """False (and counted) when the face check says the shot is not a face."""
-        if shot.face is not None and shot.face.score < self.min_face_score:
+    def is_face(self, frame: Frame, shot: Shot) -> bool:
+        """Runs the face check on `shot` (its `face`); False (and counted) when it says the
+        shot is not a face. True when the check is off."""
+        if self.face_check is None:
+            return True
+        det = shot.detection
+        shot.face = self.face_check.check(frame.image, det.landmarks, det.box)
+        if shot.face.score < self.min_face_score:
             self.rejected["not_face"] += 1
             return False
         return True

@@ -1,4 +1,4 @@
-"""Is this detection really a face? A check run on every shot candidate, after detection.
+"""Is this detection really a face? A check run on every shot that may be published.
 
 The detector's score is not enough: MTCNN scores blurred hands, clothing folds and textured
 background 0.98+ now and then (issue 13). Two independent checks decide instead:
@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge.runtime import ModelRunner, open_runner
+from edge.runtime.manifest import default_models_dir
 from edge.shots.align import similarity_transform, template_for
 
 # The classifier's framing: the landmarks are warped onto the 5-point template in a
@@ -122,23 +123,16 @@ class FaceCheck:
         self.runner = runner
 
     @classmethod
-    def open(cls, backend: str = "onnx", threads: int = 1, models_dir: Path | None = None):
-        from edge.runtime.manifest import default_models_dir
-
+    def open(
+        cls, backend: str = "onnx", threads: int = 1, models_dir: Path | None = None
+    ) -> FaceCheck:
         folder = Path(models_dir) if models_dir else default_models_dir()
         return cls(open_runner(backend, folder / MODEL_FILES[backend], threads))
 
-    @classmethod
-    def default(cls) -> FaceCheck:
-        return cls.open()
-
     def classify(self, stored: np.ndarray) -> float:
         """Probability that a stored crop (see store_crop) shows a face."""
-        logit = float(np.asarray(self.runner.run(network_input(stored))).reshape(-1)[0])
+        logit = float(self.runner.run(network_input(stored))[0].reshape(-1)[0])
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
-
-    def score_crop(self, stored: np.ndarray) -> float:
-        return self.classify(stored)
 
     def check(self, image: np.ndarray, landmarks: np.ndarray, box: np.ndarray) -> FaceCheckResult:
         geometry = geometry_score(landmarks, box)

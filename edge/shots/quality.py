@@ -48,12 +48,9 @@ COEF = {
     "blockiness": -1.6534,
     "frontalness": 1.0,
 }
-# The model with the face check's classifier score as one more part (`face_score`). The same
-# command fits it (face_score 1.017, Spearman 0.643 against 0.639 without: on faces that are
-# all real it adds nothing measurable; non-faces are the face check's own gate). Left unset,
-# so a given face_score does not change overall.
-FACE_INTERCEPT: float | None = None
-FACE_COEF: dict[str, float] | None = None
+# The face check's score as one more part was fitted too (`--face-check`): Spearman 0.643
+# against 0.639 without, nothing measurable on faces that are all real; non-faces are the face
+# check's own gate, so the model leaves it out.
 
 
 @dataclass(slots=True)
@@ -78,7 +75,6 @@ class Quality:
     frontalness: float
     overall: float
     blockiness: float = 0.0
-    face_score: float | None = None  # the face check's score, when one was given
 
     def as_dict(self) -> dict:
         return {
@@ -265,15 +261,9 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
-def recognisability(feats: dict[str, float], face_score: float | None = None) -> float:
+def recognisability(feats: dict[str, float]) -> float:
     """The fitted probability (0..1) that the shot is matched to a clean photo of the person."""
-    if face_score is not None and FACE_COEF is not None and FACE_INTERCEPT is not None:
-        coef, z = FACE_COEF, FACE_INTERCEPT
-        feats = {**feats, "face_score": float(face_score)}
-    else:
-        coef, z = COEF, INTERCEPT
-    z += sum(c * feats[k] for k, c in coef.items())
-    return _sigmoid(z)
+    return _sigmoid(INTERCEPT + sum(c * feats[k] for k, c in COEF.items()))
 
 
 def legacy_overall(q: Quality) -> float:
@@ -336,16 +326,10 @@ def score_shot(
     full_size_px: float = 112.0,
     *,
     matrix: np.ndarray | None = None,
-    face_score: float | None = None,
 ) -> Quality:
     """Quality of an aligned crop. `face_height_px` is the face's height in the frame.
     `matrix`: the 2x3 frame-to-crop alignment (`align_face`'s): it places the frame's codec
     grid in the crop; without it blockiness is not measured (0) and overall is then blind to
-    compression. `face_score`: the face check's score (0..1), a part of the model when given
-    and the model has one (FACE_COEF)."""
+    compression."""
     parts, feats = measure(crop_bgr, face_height_px, pose, full_size_px, matrix)
-    return Quality(
-        overall=recognisability(feats, face_score),
-        face_score=None if face_score is None else float(face_score),
-        **parts,
-    )
+    return Quality(overall=recognisability(feats), **parts)

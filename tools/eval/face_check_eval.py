@@ -95,6 +95,7 @@ def published_shots(shared: Path, face_check: FaceCheck) -> list[dict]:
             if det.height < selector.min_face_px:
                 continue
             shot = selector.make_shot(frame, n + 1, det)
+            selector.is_face(frame, shot)  # computes shot.face; the verdict is tabulated below
             add("photos", image, i, shot, book.label(f"photo:{path.name}", i, det.box))
     print(f"photos: {sum(r['source'] == 'photos' for r in rows)} published", flush=True)
     return rows
@@ -194,7 +195,7 @@ def main() -> None:
         z = np.load(cache, allow_pickle=True)
         rows = list(z["rows"])
     else:
-        rows = published_shots(args.shared, FaceCheck.default())
+        rows = published_shots(args.shared, FaceCheck.open())
         np.savez_compressed(cache, rows=np.array(rows, dtype=object))
     from tools.convert.facecheck.train import predict
 

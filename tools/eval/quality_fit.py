@@ -40,8 +40,8 @@ Protocol:
 
 Cached under ``--cache-dir``: the shots (crops, detections, descriptors) keyed by the
 protocol, so ``--refit`` (features and fit only) takes seconds; face check scores likewise.
-The coefficients printed go into ``edge/shots/quality.py`` (``INTERCEPT``, ``COEF``, and with
-``--face-check`` ``FACE_INTERCEPT``, ``FACE_COEF``).
+The coefficients printed go into ``edge/shots/quality.py`` (``INTERCEPT``, ``COEF``); with
+``--face-check`` the model with the face check's score is fitted and printed for comparison.
 """
 
 from __future__ import annotations
@@ -269,49 +269,31 @@ def build_shots(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return out
 
 
-def face_check_scores(args: argparse.Namespace, data: dict, shots: np.ndarray) -> np.ndarray | None:
-    """The face check's classifier score of every shot (NaN for no shot), or None when the
-    project has no usable face check. `FaceCheck.score_crop` takes the face in the check's own
-    framing when the module declares one (STORE_SIZE, STORE_MARGIN): the aligned crop is
-    warped into it; else the aligned crop itself. The landmark-geometry half of the daemon's
-    check needs the detection box, which the cache does not keep: left out."""
-    try:
-        from edge.shots import face_check
-    except ImportError as e:
-        print(f"--face-check: edge.shots.face_check not importable ({e}): left out",
-              file=sys.stderr)  # fmt: skip
-        return None
-    fc_cls = getattr(face_check, "FaceCheck", None)
-    if fc_cls is None or not hasattr(fc_cls, "default") or not hasattr(fc_cls, "score_crop"):
-        print("--face-check: no FaceCheck.default()/score_crop in edge.shots.face_check: left out",
-              file=sys.stderr)  # fmt: skip
-        return None
+def face_check_scores(args: argparse.Namespace, data: dict, shots: np.ndarray) -> np.ndarray:
+    """The face check's classifier score of every shot (NaN for no shot). The aligned crop is
+    warped into the check's own framing (STORE_SIZE, STORE_MARGIN). The landmark-geometry half
+    of the daemon's check needs the detection box, which the cache does not keep: left out."""
+    from edge.shots import face_check
+    from edge.shots.face_check import STORE_MARGIN, STORE_SIZE, FaceCheck
+
     bs = BestShotSettings()
-    size, margin = (
-        getattr(face_check, "STORE_SIZE", None),
-        getattr(face_check, "STORE_MARGIN", None),
+    warp = similarity_transform(
+        template_for(bs.crop_size, bs.margin), template_for(STORE_SIZE, STORE_MARGIN)
     )
-    warp = None
-    if size is not None and margin is not None:
-        warp = similarity_transform(
-            template_for(bs.crop_size, bs.margin), template_for(int(size), float(margin))
-        )
     h = hashlib.sha256(Path(face_check.__file__).read_bytes())
-    h.update(repr((size, margin, int(shots.sum()))).encode())
+    h.update(repr((STORE_SIZE, STORE_MARGIN, int(shots.sum()))).encode())
     h.update(np.ascontiguousarray(data["crop"][shots][:, ::8, ::8]).tobytes())
     path = args.cache_dir / f"face_check_{h.hexdigest()[:16]}.npy"
     if path.exists():
         return np.load(path)
-    fc = fc_cls.default()
+    fc = FaceCheck.open()
     scores = np.full(len(shots), np.nan)
     for i in np.flatnonzero(shots):
-        crop = data["crop"][i]
-        if warp is not None:
-            crop = cv2.warpAffine(
-                crop, warp, (int(size), int(size)), flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )  # fmt: skip
-        scores[i] = float(fc.score_crop(crop))
+        crop = cv2.warpAffine(
+            data["crop"][i], warp, (STORE_SIZE, STORE_SIZE), flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )  # fmt: skip
+        scores[i] = fc.classify(crop)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, scores)
     return scores
@@ -624,15 +606,14 @@ def main(argv: list[str] | None = None) -> int:
     result["bootstrap_new_minus_old"] = bootstrap(old, new, d, data["pair"][test])
     if args.face_check:
         fcs = face_check_scores(args, data, shots)
-        if fcs is not None:
-            fs = {**feats_fit, "face_score": fcs[fit]}
-            model_f = fit_signed(fs, matched[fit], [*names, "face_score"])
-            new_f = predict(model_f, {**feats_test, "face_score": fcs[test]})
-            result["model_face"] = model_f
-            result["spearman"]["new_face"] = spearman(new_f, -d)
-            result["single_feature_spearman"]["face_score"] = spearman(fcs[test], -d)
-            result["evrc"]["new_face"] = evrc(new_f, d, REJECT)
-            result["min_quality_new_face"] = min_quality_table(new_f, d, MIN_QUALITY)
+        fs = {**feats_fit, "face_score": fcs[fit]}
+        model_f = fit_signed(fs, matched[fit], [*names, "face_score"])
+        new_f = predict(model_f, {**feats_test, "face_score": fcs[test]})
+        result["model_face"] = model_f
+        result["spearman"]["new_face"] = spearman(new_f, -d)
+        result["single_feature_spearman"]["face_score"] = spearman(fcs[test], -d)
+        result["evrc"]["new_face"] = evrc(new_f, d, REJECT)
+        result["min_quality_new_face"] = min_quality_table(new_f, d, MIN_QUALITY)
     result["seconds"] = round(time.monotonic() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quality_fit.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -645,8 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     print("COEF = " + json.dumps({k: round(v, 4) for k, v in model["coef"].items()}))
     if "model_face" in result:
         mf = result["model_face"]
-        print(f"FACE_INTERCEPT = {mf['intercept']:.4f}")
-        print("FACE_COEF = " + json.dumps({k: round(v, 4) for k, v in mf["coef"].items()}))
+        print(f"with the face check's score (not used by the product): intercept "
+              f"{mf['intercept']:.4f}, coef " + json.dumps({k: round(v, 4) for k, v in mf["coef"].items()}))
     print(f"({result['seconds']} s)")
     return 0
 
