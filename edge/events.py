@@ -68,6 +68,9 @@ def build_event(
     enhanced_field = crop_field(enhanced_jpeg, enhanced.image, enh_path)
     enhanced_field["stages"] = enhanced.stages
     enhanced_field["ms"] = round(enhanced.ms, 2)
+    enhanced_field["frames_fused"] = int(enhanced.frames_fused)
+    if enhanced.frames_fused > 1:
+        enhanced_field["fused_frames"] = [iso_utc(t) for t in enhanced.fused_times]
     event = {
         "schema_version": SCHEMA_VERSION,
         "event_id": event_id,

@@ -30,6 +30,7 @@ REQUIRED: Any = MISSING  # as the default of :func:`setting`: the key has no def
 Backend = Literal["onnx", "tflite"]
 Precision = Literal["int8", "fp32"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+FusionMethod = Literal["network", "average"]
 Qos = Literal[0, 1, 2]
 
 _DOC = "setting"  # the field metadata key holding a SettingDoc
@@ -455,6 +456,40 @@ class RestoreSettings(_Section):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MultiFrameSettings(_Section):
+    """Multi-frame restoration: a published face is restored from several frames of its track,
+    registered onto it, instead of from the one frame (only where the restoration network runs:
+    restore.max_eye_px)."""
+
+    enabled: bool = setting(
+        True,
+        "Fuse the track's recent frames into the restored face. Each track keeps its last "
+        "max_frames faces at 80x80 (19,200 bytes each; at most 2 x max_frames per track).",
+    )
+    method: FusionMethod = setting(
+        "network",
+        "network: the INT8 fusion network (restore_fusion_int8.onnx; the onnx backend only, "
+        "tflite falls back to average); average: the classical baseline, registered frames "
+        "averaged per pixel, no network.",
+    )
+    max_frames: int = setting(
+        8, "Frames fused per published face (the shot's own included).", minimum=1, maximum=16
+    )
+    max_age_s: float = setting(
+        2.0,
+        "Only frames seen at most this many seconds before the published shot are fused.",
+        minimum=0,
+    )
+    max_pose_delta_deg: float = setting(
+        20.0,
+        "Only frames whose head yaw and pitch are within this many degrees of the published "
+        "shot's are fused (another view of the head does not register onto it).",
+        minimum=0,
+        maximum=180,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnhanceSettings(_Section):
     """Restoration applied to published crops."""
 
@@ -465,6 +500,7 @@ class EnhanceSettings(_Section):
     low_light: LowLightSettings = section(LowLightSettings)
     denoise: DenoiseSettings = section(DenoiseSettings)
     restore: RestoreSettings = section(RestoreSettings)
+    multi_frame: MultiFrameSettings = section(MultiFrameSettings)
     jpeg_quality: int = setting(
         90, "JPEG quality (1..100) of the published crop.", minimum=1, maximum=100
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from edge.enhance.face_frame import face_mask
+from edge.enhance.face_frame import face_mask, to_model_matrix
 
 # The buffered view: the model's framing at twice its 40 px input.
 VIEW_SIDE = 80
@@ -35,6 +35,9 @@ VIEW_SIDE = 80
 # the refinement moved the face centre at most MAX_SHIFT_PX view pixels (tools/eval/burst_register.py).
 MIN_CORRELATION = 0.8
 RELATIVE_SPREAD = 3.0
+# ... with the burst's spread taken as at least this: a clean burst that correlates 0.999 with
+# itself must not drop a genuine frame at 0.996.
+MIN_SPREAD = 0.01
 MAX_SHIFT_PX = 6.0
 MATCH_BLUR = 3.0
 # 30 iterations to 1e-3 gave the same error as 60 to 1e-4 at a third of the time (measured).
@@ -73,6 +76,15 @@ class Registration:
     shift: float
     ok: bool = True
     reason: str = ""
+
+
+def face_view(image: np.ndarray, landmarks: np.ndarray, side: int = VIEW_SIDE) -> np.ndarray:
+    """The face with these 5 landmarks in the restorer's framing at `side` pixels (bicubic,
+    border replicated): the same face `FramedRestorer` gives the network, from the frame."""
+    return cv2.warpAffine(
+        image, to_model_matrix(landmarks, side), (side, side), flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
 
 
 _MASKS: dict[int, np.ndarray] = {}
@@ -139,13 +151,15 @@ def accept(regs: list[Registration]) -> list[Registration]:
     if not regs:
         return []
     typical = 1.0 - float(np.median([r.correlation for r in regs]))
-    floor = max(MIN_CORRELATION, 1.0 - RELATIVE_SPREAD * max(typical, 1e-3))
+    floor = max(MIN_CORRELATION, 1.0 - RELATIVE_SPREAD * max(typical, MIN_SPREAD))
     out = []
     for r in regs:
         if not r.ok:
             out.append(r)
         elif r.correlation < floor:
-            out.append(replace(r, ok=False, reason=f"correlation {r.correlation:.3f} < {floor:.3f}"))
+            out.append(
+                replace(r, ok=False, reason=f"correlation {r.correlation:.3f} < {floor:.3f}")
+            )
         elif r.shift > MAX_SHIFT_PX:
             out.append(replace(r, ok=False, reason=f"moved {r.shift:.1f} px"))
         else:

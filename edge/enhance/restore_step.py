@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.enhance.burst import BurstFrame
+from edge.enhance.fusion import BurstFusion, FusionNetwork
 from edge.enhance.restorer import FaceRestorer, FramedRestorer, aligned_crop_framing
-from edge.settings import RestoreSettings
+from edge.settings import MultiFrameSettings, RestoreSettings
 
 
 class RestoreStep:
@@ -23,9 +25,11 @@ class RestoreStep:
         crop_size: int,
         margin: float,
         max_eye_px: float | None = None,
+        fusion: BurstFusion | None = None,
     ):
         self.restorer = restorer
         self.max_eye_px = max_eye_px
+        self.fusion = fusion
         self.version = restorer.version
         self.crop_size, self.margin = crop_size, margin
         self._framed = FramedRestorer(restorer, aligned_crop_framing(crop_size, margin))
@@ -40,9 +44,10 @@ class RestoreStep:
         margin: float,
         models_dir: Path | str | None = None,
         max_eye_px: float | None = None,
+        multi_frame: MultiFrameSettings | None = None,
     ) -> RestoreStep:
         restorer = FaceRestorer(backend, precision, threads, models_dir)
-        return cls(restorer, crop_size, margin, max_eye_px)
+        return cls(restorer, crop_size, margin, max_eye_px, open_fusion(multi_frame, restorer))
 
     @classmethod
     def from_settings(
@@ -51,8 +56,10 @@ class RestoreStep:
         crop_size: int,
         margin: float,
         models_dir: Path | str | None = None,
+        multi_frame: MultiFrameSettings | None = None,
     ) -> RestoreStep:
-        """The network `enhance.restore` asks for, for crops of the given framing."""
+        """The network `enhance.restore` asks for, for crops of the given framing, with the
+        multi-frame fusion `enhance.multi_frame` asks for (None or disabled: single frame)."""
         return cls.build(
             settings.backend,
             settings.precision,
@@ -61,6 +68,7 @@ class RestoreStep:
             margin,
             models_dir,
             settings.max_eye_px,
+            multi_frame,
         )
 
     @property
@@ -70,6 +78,7 @@ class RestoreStep:
             "backend": self.restorer.backend,
             "precision": self.restorer.precision,
             "max_eye_px": self.max_eye_px,
+            "multi_frame": None if self.fusion is None else self.fusion.method,
         }
 
     def skip_reason(self, eye_px: float | None) -> str | None:
@@ -84,3 +93,31 @@ class RestoreStep:
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         return self._framed(bgr)
+
+    def restore_burst(self, bgr: np.ndarray, burst: list[BurstFrame]) -> tuple[np.ndarray, dict]:
+        """The crop restored from its burst (`burst[0]` is the crop's own frame): (image, what
+        was fused). With fewer than two frames that register, the single-frame network."""
+        if self.fusion is None or len(burst) < 2:
+            return self(bgr), {"frames_fused": 1, "wall_times": [f.wall_time for f in burst[:1]]}
+        outcome = self.fusion(burst)
+        info = {
+            "method": self.fusion.method,
+            "version": self.fusion.version,
+            "frames_fused": outcome.frames_fused,
+            "frames_dropped": outcome.dropped,
+            "wall_times": outcome.wall_times,
+        }
+        if outcome.restored is None:
+            return self(bgr), info
+        return self._framed.put_back(bgr, outcome.restored), info
+
+
+def open_fusion(settings: MultiFrameSettings | None, restorer: FaceRestorer) -> BurstFusion | None:
+    """The fusion `enhance.multi_frame` asks for. The fusion network is an ONNX file: with
+    the tflite backend the network method falls back to frame averaging."""
+    if settings is None or not settings.enabled:
+        return None
+    if settings.method == "network" and restorer.backend == "onnx":
+        return BurstFusion("network", FusionNetwork(restorer.precision, restorer.model_threads,
+                                                    restorer.models_dir))  # fmt: skip
+    return BurstFusion("average")

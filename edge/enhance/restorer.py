@@ -92,6 +92,7 @@ class FaceRestorer:
         # Checked against the manifest's sha256 before the runtime opens it.
         self.model = open_runner(backend, models_dir / name, threads)
         self.backend, self.precision, self.file_name = backend, precision, name
+        self.model_threads, self.models_dir = threads, models_dir
         self.version = model_version(models_dir, name)
         self.input_side = 40
         self.output_side = int(
@@ -147,13 +148,21 @@ class FramedRestorer:
         h, w = bgr.shape[:2]
         if h != w:
             raise ValueError(f"expected a square aligned crop, got {w}x{h}")
-        fwd, back, mask = self._geometry(h)
+        fwd, _, _ = self._geometry(h)
         out = self.restorer.output_side
         # Replicate the border so the model never sees black where the crop ends.
         view = cv2.warpAffine(
             bgr, fwd, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
-        restored = self.restorer(view)
+        return self.put_back(bgr, self.restorer(view))
+
+    def put_back(self, bgr: np.ndarray, restored: np.ndarray) -> np.ndarray:
+        """`restored` (the face in the model's framing at its output side, from this crop or
+        from frames registered onto it) warped into the crop's framing over `bgr`."""
+        h, w = bgr.shape[:2]
+        if h != w:
+            raise ValueError(f"expected a square aligned crop, got {w}x{h}")
+        _, back, mask = self._geometry(h)
         back_img = cv2.warpAffine(
             restored, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )

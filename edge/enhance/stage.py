@@ -4,12 +4,13 @@ every step applied (name, kind, version, parameters) and the time it took."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from edge.enhance.burst import BurstFrame
 from edge.enhance.classical import Denoise, LowLightCorrection
 from edge.enhance.restore_step import RestoreStep
 from edge.settings import BestShotSettings, EnhanceSettings
@@ -33,6 +34,10 @@ class EnhanceResult:
     image: np.ndarray
     stages: list[dict]
     ms: float
+    # Multi-frame restoration: how many frames the restored face comes from, and when each
+    # was seen (wall clock, the published frame first); 1 and [] for a single frame.
+    frames_fused: int = 1
+    fused_times: list[float] = field(default_factory=list)
 
 
 class EnhancementStage:
@@ -60,7 +65,9 @@ class EnhancementStage:
         if s.denoise.enabled:
             steps.append(Denoise.from_settings(s.denoise))
         if s.restore.enabled:
-            steps.append(RestoreStep.from_settings(s.restore, crop_size, margin, models_dir))
+            steps.append(
+                RestoreStep.from_settings(s.restore, crop_size, margin, models_dir, s.multi_frame)
+            )
         if s.low_light.enabled:
             steps.append(LowLightCorrection.from_settings(s.low_light))
         return cls(steps)
@@ -71,20 +78,35 @@ class EnhancementStage:
             for s in self.steps
         ]
 
-    def __call__(self, crop_bgr: np.ndarray, eye_px: float | None = None) -> EnhanceResult:
+    def __call__(
+        self,
+        crop_bgr: np.ndarray,
+        eye_px: float | None = None,
+        burst: list[BurstFrame] | None = None,
+    ) -> EnhanceResult:
         """Enhance one aligned crop. ``eye_px``: how far apart the eyes were in the camera's
         frame (None: unknown); a gated step skips faces it cannot help and says why in its
-        record's params (``applied``, ``skipped_because``)."""
+        record's params (``applied``, ``skipped_because``). ``burst``: the crop's own frame and
+        its track's frames to fuse with it (multi-frame restoration), for a step that can."""
         start = time.perf_counter()
         image = crop_bgr
         records = []
+        frames_fused, fused_times = 1, []
         for step in self.steps:
             record = {"name": step.name, "kind": step.kind, "version": step.version}
             params = dict(step.params)
             # A gated step (the network) also has skip_reason(eye_px) -> str | None.
             gate = getattr(step, "skip_reason", None)
             reason = gate(eye_px) if gate is not None else None
-            if reason is None:
+            from_burst = getattr(step, "restore_burst", None)
+            if reason is None and burst and from_burst is not None:
+                image, fused = from_burst(image, burst)
+                frames_fused, fused_times = fused["frames_fused"], fused["wall_times"]
+                params["frames_fused"] = frames_fused
+                if "frames_dropped" in fused:
+                    params["frames_dropped"] = fused["frames_dropped"]
+                    params["fusion_version"] = fused["version"]
+            elif reason is None:
                 image = step(image)
             if gate is not None:
                 params["applied"] = reason is None
@@ -94,4 +116,4 @@ class EnhancementStage:
                     params["skipped_because"] = reason
             records.append({**record, "params": params})
         ms = (time.perf_counter() - start) * 1000.0
-        return EnhanceResult(image=image, stages=records, ms=ms)
+        return EnhanceResult(image, records, ms, frames_fused, fused_times)

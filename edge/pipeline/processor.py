@@ -78,7 +78,12 @@ class FaceProcessor:
         face_check = None
         if settings.best_shot.min_face_score > 0:
             face_check = FaceCheck.open(det.backend, int(det.threads), det.models_dir)
-        selector = BestShotSelector(settings.best_shot, tracker.min_hits, face_check)
+        enh = settings.enhance
+        # Frames are kept for multi-frame restoration only where the network will run.
+        multi = enh.multi_frame if enh.enabled and enh.restore.enabled else None
+        selector = BestShotSelector(
+            settings.best_shot, tracker.min_hits, face_check, multi, enh.restore.max_eye_px
+        )
         return cls(detector, tracker, selector, planner, follow_faces=det.follow_faces)
 
     def process(self, frame: Frame) -> FrameResult:
@@ -135,12 +140,14 @@ class EventBuilder:
     detector_info: dict
     jpeg_quality: int = 90
     enhance_ms: RollingMs = field(default_factory=RollingMs)
+    frames_fused: RollingMs = field(default_factory=RollingMs)
 
     def __call__(
         self, shot: Shot, crop_paths: Callable[[str], tuple[str, str]] | None = None
     ) -> tuple[dict, bytes, bytes]:
-        result = self.enhancer(shot.crop, eye_px=eye_distance(shot.detection))
+        result = self.enhancer(shot.crop, eye_px=eye_distance(shot.detection), burst=shot.burst)
         self.enhance_ms.add(result.ms)
+        self.frames_fused.add(result.frames_fused)
         event_id = str(uuid.uuid4())
         return build_event(
             shot,

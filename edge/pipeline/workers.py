@@ -186,6 +186,8 @@ class CameraWorker(threading.Thread):
             # Region-of-interest detection: share of frames searched whole, mean area searched.
             "detect_regions": self.processor.region_stats(),
             "enhance_ms": round(self.builder.enhance_ms.mean, 2),
+            # Multi-frame restoration: frames each of the last 100 events was restored from.
+            "frames_fused": round(self.builder.frames_fused.mean, 2),
             "source": {k: v for k, v in src.items() if k != "last_error" or v},
         }
 

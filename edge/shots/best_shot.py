@@ -3,13 +3,15 @@ one when the track ends, and a new one when the head turns markedly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.settings import BestShotSettings, TrackerSettings
+from edge.enhance.burst import BurstFrame, face_view
+from edge.settings import BestShotSettings, MultiFrameSettings, TrackerSettings
 from edge.shots.align import align_face
 from edge.shots.face_check import FaceCheck, FaceCheckResult
+from edge.shots.frame_buffer import TrackFrames
 from edge.shots.quality import Pose, Quality, estimate_pose, score_shot
 from edge.track import Track
 from edge.types import Detection, Frame
@@ -33,6 +35,9 @@ class Shot:
     reason: str = ""
     shot_index: int = 0
     face: FaceCheckResult | None = None  # None: not checked (the check is off)
+    # Multi-frame restoration: this shot's face first, then the track's frames to fuse with it
+    # (empty: multi-frame is off or the face is too large for the network).
+    burst: list[BurstFrame] = field(default_factory=list)
 
 
 @dataclass
@@ -42,6 +47,7 @@ class _TrackShots:
     last_time: float | None = None
     last_pose: Pose | None = None
     last_quality: float = -1.0
+    frames: TrackFrames | None = None
 
 
 class BestShotSelector:
@@ -50,10 +56,15 @@ class BestShotSelector:
         settings: BestShotSettings,
         min_hits: int = TrackerSettings().min_hits,
         face_check: FaceCheck | None = None,
+        multi_frame: MultiFrameSettings | None = None,
+        max_eye_px: float | None = None,
     ):
         """`settings`: the camera's `best_shot` section;
         `min_hits`: the tracker's, below which a track is not trusted yet;
-        `face_check`: scores every candidate (None: no check, every detection is a face)."""
+        `face_check`: scores every candidate (None: no check, every detection is a face);
+        `multi_frame`: keep each track's recent faces for multi-frame restoration (None: off),
+        only of faces seen with the eyes at most `max_eye_px` apart (None: every face), as the
+        restoration network runs only on those."""
         s = settings
         self.settings = s
         self.interval_s = float(s.publish_interval_s)
@@ -66,6 +77,8 @@ class BestShotSelector:
         self.min_hits = min_hits
         self.face_check = face_check
         self.min_face_score = float(s.min_face_score)
+        self.multi_frame = multi_frame if multi_frame is not None and multi_frame.enabled else None
+        self.max_eye_px = max_eye_px
         # Candidates turned down, by reason: for the stats topic.
         self.rejected = {"not_face": 0, "low_quality": 0}
 
@@ -99,6 +112,7 @@ class BestShotSelector:
             if shot.quality.overall < self.min_quality:
                 self.rejected["low_quality"] += 1
                 continue
+            own = self._keep_frame(frame, st, shot)
             better = st.candidate is None or shot.quality.overall > st.candidate.quality.overall
             pose_now = (
                 st.published > 0
@@ -109,6 +123,10 @@ class BestShotSelector:
             # that may be published (a new best, or a pose change) gets it.
             if (better or pose_now) and not self.is_face(frame, shot):
                 continue
+            if (better or pose_now) and own is not None:
+                shot.burst = st.frames.select(  # type: ignore[union-attr]
+                    own, self.multi_frame.max_age_s, self.multi_frame.max_pose_delta_deg
+                )  # fmt: skip
             if better:
                 st.candidate = shot
             if st.published == 0:
@@ -121,6 +139,27 @@ class BestShotSelector:
         for track in ended:
             out.extend(self.on_track_end(track))
         return out
+
+    def _keep_frame(self, frame: Frame, st: _TrackShots, shot: Shot) -> BurstFrame | None:
+        """Stores this frame's face in the track's ring for multi-frame restoration."""
+        mf = self.multi_frame
+        if mf is None:
+            return None
+        lm = np.asarray(shot.detection.landmarks, np.float64)
+        if self.max_eye_px is not None and np.linalg.norm(lm[1] - lm[0]) > self.max_eye_px:
+            return None  # the network does not run on this face: nothing to fuse
+        if st.frames is None:
+            st.frames = TrackFrames(int(mf.max_frames))
+        own = BurstFrame(
+            view=face_view(frame.image, lm),
+            mono_time=frame.mono_time,
+            wall_time=frame.wall_time,
+            quality=shot.quality.overall,
+            yaw=shot.pose.yaw,
+            pitch=shot.pose.pitch,
+        )
+        st.frames.add(own)
+        return own
 
     def is_face(self, frame: Frame, shot: Shot) -> bool:
         """Runs the face check on `shot` (its `face`); False (and counted) when it says the

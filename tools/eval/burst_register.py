@@ -85,10 +85,14 @@ def measure(clean: list[np.ndarray], preset: str, k: int = 8, seed: int = 0) -> 
         "frames": len(err),
         "others": len(other),
         "error_lr_px": {
-            "registered": {"median": round(float(np.median(err)), 3),
-                           "p95": round(float(np.percentile(err, 95)), 3)},
-            "unregistered": {"median": round(float(np.median(err_none)), 3),
-                             "p95": round(float(np.percentile(err_none, 95)), 3)},
+            "registered": {
+                "median": round(float(np.median(err)), 3),
+                "p95": round(float(np.percentile(err, 95)), 3),
+            },
+            "unregistered": {
+                "median": round(float(np.median(err_none)), 3),
+                "p95": round(float(np.percentile(err_none, 95)), 3),
+            },
         },  # fmt: skip
         "correlation_same": {f"p{p}": round(float(np.percentile(same, p)), 4) for p in pct},
         "correlation_other": {f"p{p}": round(float(np.percentile(other, p)), 4) for p in pct},

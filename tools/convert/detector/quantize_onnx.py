@@ -17,8 +17,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 
 class ListReader(CalibrationDataReader):
-    def __init__(self, inputs: list[np.ndarray]):
-        self._it = iter([{"image": x} for x in inputs])
+    def __init__(self, inputs: list[np.ndarray], name: str = "image"):
+        self._it = iter([{name: x} for x in inputs])
 
     def get_next(self):
         return next(self._it, None)
@@ -32,6 +32,7 @@ def quantize_onnx(
     weight_type: QuantType = QuantType.QUInt8,
     keep_float: tuple[str, ...] = (),
     calibrate_method: CalibrationMethod = CalibrationMethod.MinMax,
+    input_name: str = "image",
 ) -> None:
     """Static QDQ with per-channel **uint8** weights and uint8 activations (U8U8).
 
@@ -54,7 +55,7 @@ def quantize_onnx(
     quantize_static(
         str(prep),
         str(int8_path),
-        ListReader(inputs),
+        ListReader(inputs, input_name),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QUInt8,

@@ -1,0 +1,101 @@
+"""Multi-frame restoration at run time: a track's frames of one face, registered onto the
+published one and fused into one restored face.
+
+Two methods (`enhance.multi_frame.method`):
+
+- `network`: the fusion student (`restore_fusion_{int8,fp32}.onnx`, see
+  models/quantized/FUSION_MODEL_CARD.md): input `frames` K x 3 x 40 x 40 (K >= 1, dynamic),
+  RGB in [0, 1], output 1 x 3 x 160 x 160, the restorer's framing.
+- `average`: the named classical baseline, frame averaging: the registered views' per-pixel
+  mean, enlarged bicubic to 160.
+
+When only the published frame is left (no other frame was buffered or registered), the
+single-frame student restores it as before, so multi-frame never does worse than one frame
+for lack of frames.
+
+Imports neither torch nor anything from the conversion tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.enhance.burst import BurstFrame, average_frames, register_burst
+from edge.enhance.restorer import from_model_output, resize_to, to_model_input
+from edge.runtime import open_runner
+from edge.runtime.manifest import default_models_dir, model_version
+
+NETWORK_INPUT = 40
+OUTPUT_SIDE = 160
+
+
+def fusion_file_name(precision: str) -> str:
+    if precision not in ("int8", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}: use int8 or fp32")
+    return f"restore_fusion_{precision}.onnx"
+
+
+class FusionNetwork:
+    """Registered views (BGR, any equal size) -> the fused face, BGR 160x160, model framing."""
+
+    def __init__(
+        self, precision: str = "int8", threads: int = 1, models_dir: Path | str | None = None
+    ):
+        models_dir = Path(models_dir) if models_dir else default_models_dir()
+        self.file_name = fusion_file_name(precision)
+        # K varies per call: ONNX Runtime's arena off (it would keep every K's peak).
+        self.model = open_runner("onnx", models_dir / self.file_name, threads, fixed_shape=False)
+        self.version = model_version(models_dir, self.file_name)
+        self.precision = precision
+
+    def __call__(self, views: list[np.ndarray]) -> np.ndarray:
+        if not views:
+            raise ValueError("no frames to fuse")
+        side = (NETWORK_INPUT, NETWORK_INPUT)
+        x = np.concatenate([to_model_input(v, side) for v in views])
+        return from_model_output(self.model.run(x)[0])
+
+
+@dataclass(slots=True)
+class FusionOutcome:
+    """What fusing a burst did: the restored face in the model's framing at 160 px (None: too
+    few frames, restore the single frame instead), the frames used (0 = the published one)
+    and their wall-clock times."""
+
+    restored: np.ndarray | None
+    frames_fused: int
+    wall_times: list[float] = field(default_factory=list)
+    dropped: int = 0
+
+
+class BurstFusion:
+    """Registers a burst onto its first frame and fuses what registers."""
+
+    def __init__(self, method: str, network: FusionNetwork | None = None):
+        if method not in ("network", "average"):
+            raise ValueError(f"unknown multi-frame method {method!r}: use network or average")
+        if method == "network" and network is None:
+            raise ValueError("the network method needs the fusion network")
+        self.method = method
+        self.network = network
+
+    @property
+    def version(self) -> str:
+        return self.network.version if self.method == "network" else "frame-average-1"
+
+    def __call__(self, burst: list[BurstFrame]) -> FusionOutcome:
+        if len(burst) < 2:
+            return FusionOutcome(None, 1, [f.wall_time for f in burst])
+        reg = register_burst(burst[0].view, [f.view for f in burst[1:]])
+        times = [burst[i].wall_time for i in reg.used]
+        dropped = len(burst) - len(reg.used)
+        if len(reg.views) < 2:
+            return FusionOutcome(None, 1, times, dropped)
+        if self.method == "network":
+            restored = self.network(reg.views)
+        else:
+            restored = resize_to(average_frames(reg.views), (OUTPUT_SIDE, OUTPUT_SIDE))
+        return FusionOutcome(restored, len(reg.views), times, dropped)

@@ -1,0 +1,242 @@
+"""Multi-frame restoration: registration of a track's frames, the frame buffer's bound,
+fusion (network and frame averaging) and what the event says about it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.capture.demo import ASSETS_DIR
+from edge.detect import FaceDetector
+from edge.enhance.burst import VIEW_SIDE, BurstFrame, face_view, register_burst
+from edge.enhance.fusion import BurstFusion, FusionNetwork, fusion_file_name
+from edge.enhance.restore_step import RestoreStep
+from edge.enhance.restorer import FaceRestorer, resize_to
+from edge.runtime.manifest import ModelIntegrityError, default_models_dir
+from edge.settings import BestShotSettings, MultiFrameSettings
+from edge.shots.best_shot import BestShotSelector
+from edge.shots.frame_buffer import VIEW_BYTES, TrackFrames, max_bytes_per_track
+from edge.track import Tracker
+from edge.types import Detection, Frame
+from tools.convert.restore.bursts import BurstMotion, make_burst, to_views
+from tools.convert.restore.degrade import PRESETS
+from tools.eval.burst_register import view_move
+from tools.eval.restore_eval import psnr
+
+PHOTOS = ("grace_hopper", "astronaut")
+
+
+@pytest.fixture(scope="module")
+def clean_faces() -> dict[str, np.ndarray]:
+    """Each shipped photo's face in the restorer's framing at 160 px (LFW-like)."""
+    finder = FaceDetector()
+    out = {}
+    for name in PHOTOS:
+        image = cv2.imread(str(ASSETS_DIR / f"{name}.jpg"))
+        face = max(finder.detect(image), key=lambda d: d.height)
+        out[name] = face_view(image, face.landmarks, 160)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fusion() -> FusionNetwork:
+    return FusionNetwork("int8")
+
+
+@pytest.fixture(scope="module")
+def student() -> FaceRestorer:
+    return FaceRestorer("onnx", "int8")
+
+
+def face_centre_error(found: np.ndarray, true: np.ndarray, lr_side: int) -> float:
+    """How far apart two view moves put the view's centre, in camera (degraded) pixels."""
+    c = np.array([(VIEW_SIDE - 1) / 2, (VIEW_SIDE - 1) / 2, 1.0])
+    return float(np.linalg.norm(found @ c - true @ c)) / (VIEW_SIDE / lr_side)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize("preset", ["x4", "x8"])
+def test_registration_recovers_known_subpixel_shifts(clean_faces, name, preset):
+    params = PRESETS[preset]
+    burst = make_burst(
+        clean_faces[name], params, 8, np.random.default_rng(3), BurstMotion(1.0, 0, 0)
+    )
+    views = to_views(burst)
+    reg = register_burst(views[0], views[1:])
+    assert reg.used == list(range(8)), [r.reason for r in reg.registrations]
+    lr_side = round(160 / params.factor)
+    for j, r in enumerate(reg.registrations, start=1):
+        true = view_move(burst.moves[j])
+        assert face_centre_error(r.matrix, true, lr_side) <= 0.2
+    # ... where the landmarks alone (no registration) were off by up to a camera pixel
+    unregistered = [face_centre_error(np.eye(2, 3), view_move(m), lr_side) for m in burst.moves[1:]]
+    assert max(unregistered) > 0.5
+
+
+@pytest.mark.parametrize("preset", ["x4", "x8", "low"])
+def test_a_frame_of_another_person_is_dropped(clean_faces, preset):
+    rng = np.random.default_rng(5)
+    burst = make_burst(
+        clean_faces["grace_hopper"], PRESETS[preset], 8, rng, outlier=clean_faces["astronaut"]
+    )
+    views = to_views(burst)
+    reg = register_burst(views[0], views[1:])
+    assert burst.outlier_index not in reg.used
+    assert reg.used == [i for i in range(8) if i != burst.outlier_index]
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_fusing_frames_beats_one_frame(clean_faces, fusion, student, name):
+    clean = clean_faces[name]
+    burst = make_burst(clean, PRESETS["x4"], 8, np.random.default_rng(11))
+    views = to_views(burst)
+    reg = register_burst(views[0], views[1:])
+    single = psnr(student(views[0]), clean)
+    fused = psnr(fusion(reg.views), clean)
+    assert fused > single + 0.2, (fused, single)
+    # frame averaging, the classical baseline, against bicubic of the one frame
+    one = cv2.resize(burst.frames[0], (160, 160), interpolation=cv2.INTER_CUBIC)
+    averaged = BurstFusion("average")([_frame(v) for v in views]).restored
+    assert psnr(averaged, clean) > psnr(one, clean)
+
+
+def test_fusion_of_one_frame_is_left_to_the_single_frame_network(clean_faces):
+    out = BurstFusion("average")([_frame(clean_faces["grace_hopper"][::2, ::2])])
+    assert out.restored is None and out.frames_fused == 1
+
+
+def _frame(view: np.ndarray, t: float = 0.0, yaw: float = 0.0) -> BurstFrame:
+    return BurstFrame(view=resize_to(view, (VIEW_SIDE, VIEW_SIDE)), mono_time=t, wall_time=1e9 + t,
+                      quality=0.5, yaw=yaw, pitch=0.0)  # fmt: skip
+
+
+def test_the_ring_keeps_the_last_frames_and_selects_by_age_and_pose():
+    ring = TrackFrames(4)
+    view = np.zeros((VIEW_SIDE, VIEW_SIDE, 3), np.uint8)
+    for i in range(50):
+        ring.add(_frame(view, t=i * 0.1, yaw=30.0 if i == 48 else 0.0))
+        assert len(ring.frames) <= 4 and ring.nbytes <= 4 * VIEW_BYTES
+    ref = ring.frames[-1]  # t = 4.9
+    chosen = ring.select(ref, max_age_s=0.25, max_pose_delta_deg=20)
+    # t = 4.8 turned 30 degrees away; t = 4.6 is older than 0.25 s
+    assert [round(f.mono_time, 1) for f in chosen] == [4.9, 4.7]
+    with pytest.raises(ValueError):
+        TrackFrames(0)
+
+
+def _det(x: float, y: float, s: float) -> Detection:
+    box = np.array([x, y, x + s, y + s], np.float32)
+    lm = np.array([[x + 0.3 * s, y + 0.4 * s], [x + 0.7 * s, y + 0.4 * s],
+                   [x + 0.5 * s, y + 0.6 * s], [x + 0.35 * s, y + 0.8 * s],
+                   [x + 0.65 * s, y + 0.8 * s]], np.float32)  # fmt: skip
+    return Detection(box, 0.99, lm)
+
+
+def test_the_frame_buffer_stays_within_its_bound_over_a_long_track():
+    image = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))
+    mf = MultiFrameSettings(max_frames=4, max_age_s=1.0)
+    shot_settings = BestShotSettings(first_shot_after_s=0.2, publish_interval_s=1.0,
+                                     min_quality=0.0, min_face_px=10)  # fmt: skip
+    selector = BestShotSelector(shot_settings, 1, None, mf, max_eye_px=None)
+    tracker = Tracker(min_hits=1)
+    shots = []
+    for i in range(150):
+        t = i / 25
+        det = _det(170 + (i % 7), 60 + (i % 5), 28 + (i % 3))
+        seen, ended = tracker.update([det], t)
+        shots += selector.on_frame(Frame(image, i, 1e9 + t, t), seen, ended)
+        for track in tracker.tracks.values():
+            st = track.state["shots"]
+            held = {id(f.view) for f in st.frames.frames}
+            if st.candidate is not None:
+                held |= {id(f.view) for f in st.candidate.burst}
+            assert len(st.frames.frames) <= 4
+            assert len(held) * VIEW_BYTES <= max_bytes_per_track(4)
+    assert len(shots) >= 3
+    for shot in shots:
+        assert 1 <= len(shot.burst) <= 4
+        assert shot.burst[0].mono_time == shot.mono_time
+        assert all(0 <= shot.mono_time - f.mono_time <= 1.0 for f in shot.burst)
+
+
+def test_no_frames_are_kept_when_multi_frame_is_off_or_the_face_is_large():
+    image = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))
+    settings = BestShotSettings(first_shot_after_s=0.0, min_quality=0.0, min_face_px=10)
+    for mf, max_eye in ((MultiFrameSettings(enabled=False), None), (MultiFrameSettings(), 9.0)):
+        selector = BestShotSelector(settings, 1, None, mf, max_eye_px=max_eye)
+        tracker = Tracker(min_hits=1)
+        shots = []
+        for i in range(10):
+            seen, ended = tracker.update([_det(170, 60, 60)], i / 25)  # eyes 24 px apart
+            shots += selector.on_frame(Frame(image, i, 1e9 + i / 25, i / 25), seen, ended)
+        assert shots and all(s.burst == [] for s in shots)
+
+
+def test_restore_step_reports_what_it_fused(clean_faces, student):
+    step = RestoreStep(student, 160, 0.35, None, BurstFusion("network", FusionNetwork("int8")))
+    burst = make_burst(clean_faces["grace_hopper"], PRESETS["x8"], 6, np.random.default_rng(2))
+    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
+    crop = resize_to(burst.frames[0], (160, 160))
+    image, info = step.restore_burst(crop, frames)
+    assert image.shape == crop.shape
+    assert info["frames_fused"] == 6 and info["frames_dropped"] == 0
+    assert info["wall_times"] == [f.wall_time for f in frames]
+    # one frame: exactly the single-frame network
+    single, info1 = step.restore_burst(crop, frames[:1])
+    assert info1["frames_fused"] == 1 and np.array_equal(single, step(crop))
+
+
+def test_the_tflite_backend_falls_back_to_frame_averaging():
+    step = RestoreStep.from_settings(
+        __import__("edge.settings", fromlist=["RestoreSettings"]).RestoreSettings(backend="tflite"),
+        160, 0.35, None, MultiFrameSettings(method="network"),
+    )  # fmt: skip
+    assert step.fusion is not None and step.fusion.method == "average"
+    assert step.params["multi_frame"] == "average"
+
+
+def test_a_tampered_fusion_model_is_refused(tmp_path):
+    name = fusion_file_name("int8")
+    for f in ("manifest.json", name):
+        shutil.copy(default_models_dir() / f, tmp_path / f)
+    data = bytearray((tmp_path / name).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / name).write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError):
+        FusionNetwork("int8", models_dir=tmp_path)
+
+
+def test_offline_enhance_events_say_how_many_frames_were_fused(
+    tmp_path, face_video, event_validator
+):
+    # The demo's faces are larger than the network's gate (9 px between the eyes): lift it,
+    # so the network and its fusion run on every face.
+    config = tmp_path / "config.yaml"
+    config.write_text('cameras:\n  - name: clip\n    source: "demo:"\n'
+                      "enhance:\n  restore:\n    max_eye_px: null\n")  # fmt: skip
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "edge", "enhance", str(face_video), "--out", str(out),
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    fused = [e for e in events if e["enhanced"]["frames_fused"] > 1]
+    assert fused, [e["enhanced"]["frames_fused"] for e in events]
+    for ev in events:
+        event_validator.validate(ev)
+    for ev in fused:
+        enh = ev["enhanced"]
+        assert len(enh["fused_frames"]) == enh["frames_fused"] <= 8
+        assert enh["fused_frames"][0] == ev["captured_at"]  # the published frame first
+        assert all(t <= ev["captured_at"] for t in enh["fused_frames"])
+        restore = next(s for s in enh["stages"] if s["name"] == "restore_student")
+        assert restore["params"]["frames_fused"] == enh["frames_fused"]
+        assert restore["params"]["multi_frame"] == "network"

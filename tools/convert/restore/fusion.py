@@ -1,0 +1,115 @@
+"""The multi-frame fusion student: several registered frames of one face in, one restored face out.
+
+Built from the shipped single-frame `Student` (`xl`: head, 12 body convs, two PixelShuffle
+stages) by cutting it after `n_enc` body convs:
+
+- **Per-frame encoder** (shared): the student's head and first `n_enc` body convs, run on
+  every frame (K x 3 x 40 x 40 -> K x 48 x 40 x 40).
+- **Per-pixel weighted pooling across frames**: a small gate sees each frame's features and
+  their difference from the frames' mean (so a frame unlike the others can be weighted down)
+  and gives one logit per frame and pixel; a softmax over the frames turns them into weights
+  that sum to 1 at every pixel. The encoder features, the head features (the student's long
+  skip) and the input images are pooled with the same weights. Sums and means over the frame
+  axis make it permutation invariant and valid for any K >= 1.
+- **The rest of the student** on the pooled features: its remaining body convs, the long
+  skip, the upsampler, and the image residual over a bilinear upsample of the pooled input.
+
+The gate's last conv starts at zero, so the weights start uniform; with K = 1 the network is
+then exactly the student (pooling one frame returns it), and with K > 1 it starts as the
+student run on a feature-space average. Conv + ReLU only besides Softmax, Mul, ReduceSum and
+ReduceMean over the frame axis: every op is in ONNX and the convs quantize per channel.
+
+Export form (`FusionExport`): input `frames` float32 K x 3 x 40 x 40 (K dynamic), RGB in
+[0, 1], the reference frame first by convention (the network does not depend on the order);
+output `restored` 1 x 3 x 160 x 160.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tools.convert.restore.models import Student, upsample_input
+
+GATE_NF = 16
+
+
+class FusionStudent(nn.Module):
+    def __init__(self, student: Student, n_enc: int = 2, gate_nf: int = GATE_NF):
+        super().__init__()
+        student = copy.deepcopy(student)
+        nf = student.head.out_channels
+        if not 0 <= n_enc <= len(student.body):
+            raise ValueError(f"n_enc {n_enc}: the student has {len(student.body)} body convs")
+        self.scale = student.scale
+        self.head = student.head
+        self.enc = nn.ModuleList(student.body[:n_enc])
+        self.body = nn.ModuleList(student.body[n_enc:])
+        self.up1, self.up2, self.ps = student.up1, student.up2, student.ps
+        self.gate1 = nn.Conv2d(2 * nf, gate_nf, 1)
+        self.gate2 = nn.Conv2d(gate_nf, 1, 3, padding=1)
+        nn.init.zeros_(self.gate2.weight)
+        nn.init.zeros_(self.gate2.bias)
+
+    def pool(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: B x K x 3 x H x W; mask: B x K bool (False = padding), None = all frames real.
+        Returns the pooled input, head features, encoder features, and the weights."""
+        b, k = x.shape[0], x.shape[1]
+        flat = x.flatten(0, 1)
+        f = F.relu(self.head(flat))
+        e = f
+        for conv in self.enc:
+            e = F.relu(conv(e))
+        f = f.unflatten(0, (b, k))
+        e = e.unflatten(0, (b, k))
+        if mask is None:
+            mean_e = e.mean(1, keepdim=True)
+        else:
+            m = mask[:, :, None, None, None].to(e.dtype)
+            mean_e = (e * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)
+        g = F.relu(self.gate1(torch.cat([e, e - mean_e], 2).flatten(0, 1)))
+        logit = self.gate2(g).unflatten(0, (b, k))
+        if mask is not None:
+            logit = logit.masked_fill(~mask[:, :, None, None, None], -1e4)
+        w = torch.softmax(logit, dim=1)
+        return (w * x).sum(1), (w * f).sum(1), (w * e).sum(1), w
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        xb, fb, h, _ = self.pool(x, mask)
+        for conv in self.body:
+            h = F.relu(conv(h))
+        h = F.relu(self.ps(self.up1(h + fb)))
+        r = self.ps(self.up2(h))
+        return torch.clamp(upsample_input(xb, self.scale) + r, 0.0, 1.0)
+
+
+class FusionExport(nn.Module):
+    """One burst, K x 3 x H x W -> 1 x 3 x 4H x 4W (the ONNX form)."""
+
+    def __init__(self, net: FusionStudent):
+        super().__init__()
+        self.net = net
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames[None])
+
+
+def export_fusion_onnx(net: FusionStudent, path, lr: int = 40, opset: int = 17) -> None:
+    """FP32 ONNX with a dynamic frame axis (`frames`: K x 3 x lr x lr -> `restored`)."""
+    wrapper = FusionExport(net.eval()).eval()
+    dummy = torch.rand(3, 3, lr, lr)
+    torch.onnx.export(
+        wrapper,
+        (dummy,),
+        str(path),
+        input_names=["frames"],
+        output_names=["restored"],
+        dynamic_axes={"frames": {0: "frames"}},
+        opset_version=opset,
+        dynamo=False,
+    )

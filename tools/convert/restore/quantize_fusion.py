@@ -1,0 +1,159 @@
+"""Export the trained fusion student to ONNX (FP32, dynamic frame axis) and quantize it to
+static INT8 QDQ (per-channel U8U8 convs; the softmax pooling across frames stays float),
+calibrated on real bursts from the training split; report PSNR on held-out bursts per K for
+FP32 and INT8 against the single-frame student and bicubic, and ONNX Runtime latency on one
+thread per K. With `--ship`, copy both files into models/quantized and list them in its
+manifest.
+
+    python -m tools.convert.restore.quantize_fusion --ckpt var/fusion/last.pt --out var/fusion/export
+    python -m tools.convert.restore.quantize_fusion --ckpt var/fusion/last.pt --out var/fusion/export \
+        --ship --version fusion-1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tools.convert.detector.quantize_onnx import quantize_onnx
+from tools.convert.manifest import write_manifest
+from tools.convert.restore.data import DEFAULT_UTK, cache_images, frame_face, list_split, psnr
+from tools.convert.restore.degrade import PRESETS, random_params
+from tools.convert.restore.fusion import FusionStudent, export_fusion_onnx
+from tools.convert.restore.identity import load_student_from_onnx
+from tools.convert.restore.train_fusion import DEFAULT_STUDENT, HR, burst_tensors
+
+FILES = {"int8": "restore_fusion_int8.onnx", "fp32": "restore_fusion_fp32.onnx"}
+SHIPPED = Path(__file__).resolve().parents[3] / "models/quantized"
+
+
+def load_fusion(ckpt: Path, student: Path = DEFAULT_STUDENT) -> FusionStudent:
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    net = FusionStudent(load_student_from_onnx(student), n_enc=int(state.get("n_enc", 2)))
+    net.load_state_dict(state.get("ema", state["net"]))
+    return net.eval()
+
+
+def calibration_bursts(data: Path, n: int) -> list[np.ndarray]:
+    """n bursts (K cycling 8, 4, 2) from the end of the training split, random degradations
+    and the x4/x8 presets."""
+    train, _ = list_split(data, 300, 0)
+    chips = cache_images(train[-n:], HR, progress=False)
+    out = []
+    for i, chip in enumerate(chips):
+        rng = np.random.default_rng([77, i])
+        clean, _ = frame_face(chip, HR, rng)
+        params = [random_params(rng), PRESETS["x4"], PRESETS["x8"]][i % 3]
+        out.append(burst_tensors(clean, params, [8, 4, 2][i % 3], rng, None).numpy())
+    return out
+
+
+def held_out(data: Path, n: int) -> dict:
+    """{(preset, K): (list of K' x 3 x 40 x 40 bursts, targets N x 3 x 160 x 160)}."""
+    _, val = list_split(data, 300, 0)
+    chips = cache_images(val[:n], HR, progress=False)
+    out = {}
+    for preset in ("x4", "x8"):
+        for k in (1, 2, 4, 8):
+            xs, ys = [], []
+            for i, chip in enumerate(chips):
+                rng = np.random.default_rng([4321, i, k, int(PRESETS[preset].factor)])
+                clean, _ = frame_face(chip, HR)
+                xs.append(burst_tensors(clean, PRESETS[preset], k, rng, None).numpy())
+                ys.append(torch.from_numpy(clean[:, :, ::-1].transpose(2, 0, 1).copy()) / 255.0)
+            out[(preset, k)] = (xs, torch.stack(ys).float())
+    return out
+
+
+def session(path: Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def latency_ms(path: Path, k: int, runs: int = 30) -> float:
+    sess = session(path)
+    x = np.random.default_rng(0).random((k, 3, 40, 40), dtype=np.float32)
+    for _ in range(3):
+        sess.run(None, {"frames": x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {"frames": x})
+        times.append((time.perf_counter() - t) * 1000)
+    return round(float(np.median(times)), 2)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ckpt", type=Path, default=Path("var/fusion/last.pt"))
+    ap.add_argument("--student", type=Path, default=DEFAULT_STUDENT)
+    ap.add_argument("--data", type=Path, default=DEFAULT_UTK)
+    ap.add_argument("--out", type=Path, default=Path("var/fusion/export"))
+    ap.add_argument("--calib", type=int, default=48)
+    ap.add_argument("--val-images", type=int, default=60)
+    ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--version", default=None)
+    args = ap.parse_args(argv)
+    if args.ship and not args.version:
+        raise SystemExit("--ship needs --version")
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    net = load_fusion(args.ckpt, args.student)
+    student = load_student_from_onnx(args.student).eval()
+    fp32, int8 = args.out / FILES["fp32"], args.out / FILES["int8"]
+    export_fusion_onnx(net, fp32)
+    # The pooling across frames (softmax weights, products, sums, means) stays float: every
+    # conv (all the MACs) runs in int8.
+    pooling = ("Mul", "ReduceSum", "ReduceMean", "Sub", "Concat", "Div")
+    calib = calibration_bursts(args.data, args.calib)
+    quantize_onnx(fp32, int8, calib, keep_float=pooling, input_name="frames")
+
+    report: dict = {"psnr": {}, "latency_ms_1thread": {}}
+    sessions = {"onnx_fp32": session(fp32), "onnx_int8": session(int8)}
+    for (preset, k), (xs, y) in held_out(args.data, args.val_images).items():
+        row = {}
+        with torch.no_grad():
+            ref = torch.stack([torch.from_numpy(x[0]) for x in xs])
+            row["bicubic_1"] = psnr(
+                torch.nn.functional.interpolate(ref, size=HR, mode="bicubic").clamp(0, 1), y
+            ).mean()
+            row["student_1"] = psnr(student(ref), y).mean()
+            row["torch_fp32"] = psnr(
+                torch.cat([net(torch.from_numpy(x)[None]) for x in xs]), y
+            ).mean()
+        for name, sess in sessions.items():
+            pred = np.concatenate([sess.run(None, {"frames": x})[0] for x in xs])
+            row[name] = psnr(torch.from_numpy(pred), y).mean()
+        row = {n: round(float(v), 3) for n, v in row.items()}
+        row["frames_kept"] = round(float(np.mean([len(x) for x in xs])), 2)
+        report["psnr"][f"{preset}_k{k}"] = row
+    for k in (1, 2, 4, 8):
+        report["latency_ms_1thread"][f"k{k}"] = {
+            "fp32": latency_ms(fp32, k), "int8": latency_ms(int8, k)
+        }  # fmt: skip
+    (args.out / "quantize.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    if args.ship:
+        for name in FILES.values():
+            shutil.copy2(args.out / name, SHIPPED / name)
+        src = "trained here by tools/convert/restore/train_fusion.py from restore-1.1 (UTKFace, non-commercial research only)"  # noqa: E501
+        extra = {
+            FILES["int8"]: {"precision": "int8", "runtime": "onnxruntime", "source": src,
+                            "format": "QDQ, per-channel uint8 weights, uint8 activations (U8U8); pooling in float"},  # noqa: E501
+            FILES["fp32"]: {"precision": "fp32", "runtime": "onnxruntime", "source": src},
+        }  # fmt: skip
+        write_manifest(SHIPPED, list(FILES.values()), extra, version=args.version)
+        print(f"shipped {args.version} into {SHIPPED}")
+
+
+if __name__ == "__main__":
+    main()

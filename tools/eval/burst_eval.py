@@ -1,0 +1,265 @@
+"""Multi-frame restoration on LFW bursts (issue 11): does fusing K frames of a face make it
+more recognisable than one frame?
+
+    python -m tools.eval.burst_eval --pairs stratified:1200 --presets x4,x8 --out var/eval/burst
+
+Protocol (fixed so numbers compare across runs; pairs, images, judge and metrics as in
+`tools.eval.restore_eval`, LFW framing):
+
+- Each image of the selected pairs becomes a burst of 8 frames
+  (`tools.convert.restore.bursts.make_burst`, default motion: up to 1 camera pixel of shift,
+  3 degrees, 3 % scale; the preset's blur, light and codec; independent noise per frame),
+  seeded by crc32("relpath|preset") and `--seed`. K = 1, 2, 4, 8 use its first K frames, so
+  a larger K only adds frames. Frame 0 is the clean image's own position: the reference.
+- Frames are resized to the buffered view (80 px) and registered onto frame 0 with the
+  product's code and frame rule (`edge.enhance.burst.register_burst`); frames it drops are
+  not fused (the count kept is reported).
+- Methods (output 160x160, compared with the clean image):
+  `bicubic` (frame 0, the one frame, enlarged bicubic: the baseline every target is read
+  against), `student` (the shipped single-frame INT8 student on frame 0's view),
+  `average` (frame averaging, the classical baseline: registered views' mean, bicubic),
+  `average_student` (the K = 8 mean through the single-frame student), and `fusion` (the fusion
+  INT8 network on the registered views; at K = 1 the product runs `student` instead, the
+  network's own K = 1 output is reported for the card).
+- Identity: dlib descriptors, accuracy at 0.6, TAR at FAR 1 % with the threshold set on the
+  clean pairs and on the preset's bicubic pairs, AUC (`restore_eval.identity_metrics`).
+
+Writes OUT/results.json and OUT/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.enhance.burst import average_frames, register_burst
+from edge.enhance.fusion import FusionNetwork
+from edge.enhance.restorer import FaceRestorer, resize_to
+from tools.convert.restore.bursts import make_burst, to_views
+from tools.convert.restore.degrade import PRESETS
+from tools.eval.restore_eval import (
+    SIZE,
+    CleanCache,
+    DlibJudge,
+    far_thresholds,
+    identity_metrics,
+    judge_box,
+    load_clean,
+    pairs_label,
+    parse_pairs,
+    psnr,
+    read_pairs,
+    ssim,
+    unique_images,
+)
+
+KS = (1, 2, 4, 8)
+DEFAULT_LFW = Path(__file__).resolve().parents[2].parent / "shared/data/faces/lfw"
+
+
+def conditions() -> list[tuple[str, int]]:
+    out = [("bicubic", 1), ("student", 1)]
+    out += [("average", k) for k in KS[1:]]
+    out += [("average_student", max(KS))]
+    out += [("fusion", k) for k in KS]
+    return out
+
+
+class Methods:
+    def __init__(self, precision: str = "int8"):
+        self.student = FaceRestorer("onnx", precision, 1)
+        self.fusion = FusionNetwork(precision, 1)
+
+    def restore(self, frames: list[np.ndarray], views: list[np.ndarray]) -> dict:
+        """{(method, K): 160x160 BGR} for one burst; also the frames kept per K."""
+        out: dict = {}
+        out[("bicubic", 1)] = cv2.resize(frames[0], (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+        out[("student", 1)] = self.student(views[0])
+        kept = {}
+        for k in KS:
+            reg = register_burst(views[0], views[1:k])
+            kept[k] = len(reg.views)
+            out[("fusion", k)] = self.fusion(reg.views)
+            if k > 1:
+                mean = average_frames(reg.views)
+                out[("average", k)] = resize_to(mean, (SIZE, SIZE))
+                if k == max(KS):
+                    out[("average_student", k)] = self.student(mean)
+        return {"images": out, "kept": kept}
+
+
+_M: Methods | None = None
+_J: DlibJudge | None = None
+_ARGS: dict = {}
+
+
+def _init(args: dict) -> None:
+    global _M, _J, _ARGS
+    cv2.setNumThreads(1)
+    _M, _ARGS = Methods(args["precision"]), args
+    _J = DlibJudge() if args["identity"] else None
+
+
+def _process(task: tuple[int, str]) -> dict:
+    idx, rel = task
+    clean = load_clean(Path(_ARGS["lfw"]), rel)
+    box = judge_box("lfw")
+    res = {"idx": idx, "q": {}, "desc": {}, "kept": {}}
+    for preset in _ARGS["presets"]:
+        rng = np.random.default_rng([_ARGS["seed"], zlib.crc32(f"{rel}|{preset}".encode())])
+        burst = make_burst(clean, PRESETS[preset], max(KS), rng)
+        out = _M.restore(burst.frames, to_views(burst))
+        for (method, k), img in out["images"].items():
+            key = (preset, method, k)
+            res["q"][key] = (psnr(img, clean), ssim(img, clean))
+            if _J is not None:
+                res["desc"][key] = _J(img, box)
+        for k, n in out["kept"].items():
+            res["kept"][(preset, k)] = n
+    return res
+
+
+def evaluate(args) -> dict:
+    how, n = parse_pairs(args.pairs)
+    pairs, _ = read_pairs(args.lfw / "pairs.txt", n, how)
+    images = unique_images(pairs)
+    index = {r: i for i, r in enumerate(images)}
+    presets = args.presets.split(",")
+    keys = [(p, m, k) for p in presets for m, k in conditions()]
+    q = {key: np.zeros((len(images), 2)) for key in keys}
+    desc = {key: np.zeros((len(images), 128), np.float32) for key in keys}
+    kept = {(p, k): np.zeros(len(images)) for p in presets for k in KS}
+    shared = {"lfw": str(args.lfw), "presets": presets, "seed": args.seed,
+              "identity": not args.no_identity, "precision": args.precision}  # fmt: skip
+    t0 = time.time()
+    tasks = list(enumerate(images))
+    if args.workers > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("fork").Pool(args.workers, initializer=_init, initargs=(shared,))
+        results = pool.imap_unordered(_process, tasks, chunksize=2)
+    else:
+        _init(shared)
+        pool, results = None, map(_process, tasks)
+    try:
+        from tqdm import tqdm
+
+        results = tqdm(results, total=len(tasks), desc="images", file=sys.stderr)
+    except ImportError:
+        pass
+    for r in results:
+        i = r["idx"]
+        for key, v in r["q"].items():
+            q[key][i] = v
+        for key, v in r["desc"].items():
+            desc[key][i] = v
+        for key, v in r["kept"].items():
+            kept[key][i] = v
+    if pool is not None:
+        pool.close()
+        pool.join()
+
+    same = np.array([p.same for p in pairs], bool)
+    folds = np.array([p.fold for p in pairs])
+    ia = np.array([index[p.a] for p in pairs])
+    ib = np.array([index[p.b] for p in pairs])
+    results: dict = {}
+    clean_refs = None
+    if not args.no_identity:
+        cache = CleanCache(args.cache_dir, "lfw")
+        missing = [r for r in images if r not in cache.data]
+        if missing:
+            judge = DlibJudge()
+            for r in missing:
+                cache.data[r] = judge(load_clean(args.lfw, r), judge_box("lfw"))
+            cache.save()
+        clean_desc = np.stack([cache.data[r] for r in images])
+        d_clean = np.linalg.norm(clean_desc[ia] - clean_desc[ib], axis=1)
+        clean_refs = far_thresholds(d_clean, same)
+        results["clean"] = identity_metrics(d_clean, same, folds, {"clean": clean_refs})
+    for p in presets:
+        results[p] = {}
+        d_bic = None
+        if clean_refs is not None:
+            d_bic = np.linalg.norm(
+                desc[(p, "bicubic", 1)][ia] - desc[(p, "bicubic", 1)][ib], axis=1
+            )
+        for m, k in conditions():
+            row = {"psnr": round(float(q[(p, m, k)][:, 0].mean()), 3),
+                   "ssim": round(float(q[(p, m, k)][:, 1].mean()), 4),
+                   "frames_kept": round(float(kept[(p, k)].mean()), 2)}  # fmt: skip
+            if clean_refs is not None:
+                d = np.linalg.norm(desc[(p, m, k)][ia] - desc[(p, m, k)][ib], axis=1)
+                refs = {"clean": clean_refs, "bicubic": far_thresholds(d_bic, same)}
+                row["identity"] = identity_metrics(d, same, folds, refs)
+            results[p][f"{m}_k{k}"] = row
+    meta = {
+        "pairs": pairs_label(how, n),
+        "n_pairs": len(pairs),
+        "n_images": len(images),
+        "presets": presets,
+        "ks": list(KS),
+        "precision": args.precision,
+        "seed": args.seed,
+        "seconds": round(time.time() - t0, 1),
+        "command": " ".join(["python -m tools.eval.burst_eval", *sys.argv[1:]]),
+    }
+    return {"meta": meta, "results": results}
+
+
+def _pct(v) -> str:
+    return f"{100 * v:.1f}" if isinstance(v, (int, float)) else "n/a"
+
+
+def report_md(out: dict) -> str:
+    meta, res = out["meta"], out["results"]
+    lines = [f"# Multi-frame restoration on LFW bursts ({meta['pairs']}, {meta['n_pairs']} pairs)",
+             "", f"`{meta['command']}`", ""]  # fmt: skip
+    for p in meta["presets"]:
+        lines += [f"## {p}", "", "| method | K | frames kept | PSNR | SSIM | acc@0.6 | "
+                  "TAR@FAR1% (clean thr.) | TAR@FAR1% (bicubic thr.) | AUC |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, row in res[p].items():
+            method, k = name.rsplit("_k", 1)
+            ident = row.get("identity", {})
+            far = ident.get("tar_at_far", {}).get("far_1%", {})
+            tar = {r: far.get(r, {}).get("tar") if isinstance(far, dict) else None
+                   for r in ("clean", "bicubic")}  # fmt: skip
+            lines.append(
+                f"| {method} | {k} | {row['frames_kept']} | {row['psnr']:.2f} | "
+                f"{row['ssim']:.4f} | {_pct(ident.get('acc_at_0.6'))} | {_pct(tar['clean'])} | "
+                f"{_pct(tar['bicubic'])} | {ident.get('auc', float('nan')):.4f} |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    ap.add_argument("--pairs", default="stratified:1200")
+    ap.add_argument("--presets", default="x4,x8")
+    ap.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-identity", action="store_true")
+    ap.add_argument("--cache-dir", type=Path, default=Path("var/eval/cache"))
+    ap.add_argument("--out", type=Path, default=Path("var/eval/burst"))
+    args = ap.parse_args(argv)
+    out = evaluate(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(out, indent=1) + "\n")
+    md = report_md(out)
+    (args.out / "results.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
