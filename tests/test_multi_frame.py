@@ -143,7 +143,7 @@ def test_the_frame_buffer_stays_within_its_bound_over_a_long_track():
     mf = MultiFrameSettings(max_frames=4, max_age_s=1.0)
     shot_settings = BestShotSettings(first_shot_after_s=0.2, publish_interval_s=1.0,
                                      min_quality=0.0, min_face_px=10)  # fmt: skip
-    selector = BestShotSelector(shot_settings, 1, None, mf, max_eye_px=None)
+    selector = BestShotSelector(shot_settings, 1, None, mf, max_eye_px=None, face_view=face_view)
     tracker = Tracker(min_hits=1)
     shots = []
     for i in range(150):
@@ -169,7 +169,7 @@ def test_no_frames_are_kept_when_multi_frame_is_off_or_the_face_is_large():
     image = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))
     settings = BestShotSettings(first_shot_after_s=0.0, min_quality=0.0, min_face_px=10)
     for mf, max_eye in ((MultiFrameSettings(enabled=False), None), (MultiFrameSettings(), 9.0)):
-        selector = BestShotSelector(settings, 1, None, mf, max_eye_px=max_eye)
+        selector = BestShotSelector(settings, 1, None, mf, max_eye_px=max_eye, face_view=face_view)
         tracker = Tracker(min_hits=1)
         shots = []
         for i in range(10):

@@ -1,5 +1,8 @@
 """Pictures for the README, from the built-in demo clip (public-domain photos):
-an annotated frame and a sheet of original vs enhanced crops.
+an annotated frame and a sheet of original vs enhanced crops; and, from the two shipped
+photos, a multi-frame strip: one frame of a synthetic x8 burst enlarged bicubic, the
+single-frame network on it, frame averaging of 8 frames, the fusion network on 8 frames,
+and the photo.
 
     python tools/make_readme_figures.py --out docs/img
 """
@@ -10,6 +13,7 @@ import argparse
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edge.capture.demo import ensure_demo_clip
 from edge.commands.annotate import annotate_frame, contact_sheet
@@ -17,6 +21,44 @@ from edge.config.load import load_settings
 from edge.pipeline.build import build_camera
 from edge.pipeline.processor import FrameResult, eye_distance
 from edge.pipeline.workers import VideoFrames, run_frames
+
+
+def multi_frame_strip(preset: str = "x8", k: int = 8, seed: int = 0) -> np.ndarray:
+    """Rows (one per shipped photo): one frame | restore, one frame | frame averaging of k |
+    fusion of k | the photo, at 160 px in the restorer's framing."""
+    from edge.capture.demo import ASSETS_DIR
+    from edge.detect import FaceDetector
+    from edge.enhance.burst import average_frames, face_view, register_burst
+    from edge.enhance.fusion import FusionNetwork
+    from edge.enhance.restorer import FaceRestorer, resize_to
+    from tools.convert.restore.bursts import make_burst, to_views
+    from tools.convert.restore.degrade import PRESETS
+
+    finder, student, fusion = FaceDetector(), FaceRestorer(), FusionNetwork()
+    titles = ["one frame", "restored, 1 frame", f"averaged, {k}", f"fused, {k}", "photo"]
+    rows = []
+    for name in ("grace_hopper", "astronaut"):
+        image = cv2.imread(str(ASSETS_DIR / f"{name}.jpg"))
+        face = max(finder.detect(image), key=lambda d: d.height)
+        clean = face_view(image, face.landmarks, 160)
+        burst = make_burst(clean, PRESETS[preset], k, np.random.default_rng(seed))
+        views = to_views(burst)
+        reg = register_burst(views[0], views[1:])
+        panels = [
+            cv2.resize(burst.frames[0], (160, 160), interpolation=cv2.INTER_CUBIC),
+            student(views[0]),
+            resize_to(average_frames(reg.views), (160, 160)),
+            fusion(reg.views),
+            clean,
+        ]
+        gap = np.full((160, 4, 3), 255, np.uint8)
+        rows.append(np.hstack([x for p in panels for x in (p, gap)][:-1]))
+    strip = np.vstack([rows[0], np.full((4, rows[0].shape[1], 3), 255, np.uint8), rows[1]])
+    head = np.full((22, strip.shape[1], 3), 255, np.uint8)
+    for i, t in enumerate(titles):
+        cv2.putText(head, t, (4 + 164 * i, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)  # fmt: skip
+    return np.vstack([head, strip])
 
 
 def main() -> int:
@@ -46,6 +88,7 @@ def main() -> int:
     pairs = [(s.crop, enhancer(s.crop, eye_px=eye_distance(s.detection)).image) for s in shots]
     labels = [f"#{s.track_id} {s.reason} q{s.quality.overall:.2f}" for s in shots]
     cv2.imwrite(str(args.out / "crops-original-vs-enhanced.jpg"), contact_sheet(pairs, labels))
+    cv2.imwrite(str(args.out / "multi-frame-strip.jpg"), multi_frame_strip())
     print(f"wrote {args.out}")
     return 0
 

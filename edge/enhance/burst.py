@@ -27,6 +27,9 @@ import cv2
 import numpy as np
 
 from edge.enhance.face_frame import face_mask, to_model_matrix
+from edge.shots.frame_buffer import BurstFrame
+
+__all__ = ["BurstFrame", "VIEW_SIDE", "face_view", "register_burst", "average_frames"]
 
 # The buffered view: the model's framing at twice its 40 px input.
 VIEW_SIDE = 80
@@ -45,22 +48,6 @@ ECC_ITERATIONS = 30
 ECC_EPS = 1e-3
 # The Gaussian ECC applies to both images first: noise and codec blocks do not drive it.
 ECC_GAUSS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class BurstFrame:
-    """One frame of a track in the restorer's framing, with when it was seen and how good."""
-
-    view: np.ndarray  # BGR uint8 (VIEW_SIDE, VIEW_SIDE, 3)
-    mono_time: float
-    wall_time: float
-    quality: float
-    yaw: float
-    pitch: float
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.view.nbytes)
 
 
 @dataclass(frozen=True, slots=True)

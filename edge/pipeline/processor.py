@@ -13,6 +13,7 @@ import numpy as np
 from edge.detect.base import Detector
 from edge.detect.regions import RegionPlanner
 from edge.enhance import EnhancementStage
+from edge.enhance.burst import face_view
 from edge.events import build_event
 from edge.settings import CameraSettings
 from edge.shots.best_shot import BestShotSelector, Shot
@@ -82,8 +83,9 @@ class FaceProcessor:
         # Frames are kept for multi-frame restoration only where the network will run.
         multi = enh.multi_frame if enh.enabled and enh.restore.enabled else None
         selector = BestShotSelector(
-            settings.best_shot, tracker.min_hits, face_check, multi, enh.restore.max_eye_px
-        )
+            settings.best_shot, tracker.min_hits, face_check, multi, enh.restore.max_eye_px,
+            face_view,
+        )  # fmt: skip
         return cls(detector, tracker, selector, planner, follow_faces=det.follow_faces)
 
     def process(self, frame: Frame) -> FrameResult:

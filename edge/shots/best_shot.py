@@ -3,18 +3,21 @@ one when the track ends, and a new one when the head turns markedly."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.enhance.burst import BurstFrame, face_view
 from edge.settings import BestShotSettings, MultiFrameSettings, TrackerSettings
 from edge.shots.align import align_face
 from edge.shots.face_check import FaceCheck, FaceCheckResult
-from edge.shots.frame_buffer import TrackFrames
+from edge.shots.frame_buffer import BurstFrame, TrackFrames
 from edge.shots.quality import Pose, Quality, estimate_pose, score_shot
 from edge.track import Track
 from edge.types import Detection, Frame
+
+# The face with these landmarks in the restorer's framing (edge.enhance.burst.face_view).
+FaceView = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # Two pose-change shots of one track are at least this far apart, so a jittery
 # landmark estimate cannot flood the broker.
@@ -58,13 +61,15 @@ class BestShotSelector:
         face_check: FaceCheck | None = None,
         multi_frame: MultiFrameSettings | None = None,
         max_eye_px: float | None = None,
+        face_view: FaceView | None = None,
     ):
         """`settings`: the camera's `best_shot` section;
         `min_hits`: the tracker's, below which a track is not trusted yet;
         `face_check`: scores every candidate (None: no check, every detection is a face);
         `multi_frame`: keep each track's recent faces for multi-frame restoration (None: off),
         only of faces seen with the eyes at most `max_eye_px` apart (None: every face), as the
-        restoration network runs only on those."""
+        restoration network runs only on those; `face_view` makes the kept view of a face
+        (the enhancement layer's, handed down by the pipeline)."""
         s = settings
         self.settings = s
         self.interval_s = float(s.publish_interval_s)
@@ -78,6 +83,9 @@ class BestShotSelector:
         self.face_check = face_check
         self.min_face_score = float(s.min_face_score)
         self.multi_frame = multi_frame if multi_frame is not None and multi_frame.enabled else None
+        if self.multi_frame is not None and face_view is None:
+            raise ValueError("multi-frame restoration needs face_view")
+        self.face_view = face_view
         self.max_eye_px = max_eye_px
         # Candidates turned down, by reason: for the stats topic.
         self.rejected = {"not_face": 0, "low_quality": 0}
@@ -151,7 +159,7 @@ class BestShotSelector:
         if st.frames is None:
             st.frames = TrackFrames(int(mf.max_frames))
         own = BurstFrame(
-            view=face_view(frame.image, lm),
+            view=self.face_view(frame.image, lm),  # type: ignore[misc]
             mono_time=frame.mono_time,
             wall_time=frame.wall_time,
             quality=shot.quality.overall,

@@ -1,7 +1,8 @@
 """The recent frames of each track, kept for multi-frame restoration (bounded in memory).
 
 Every frame a live track passes the quality gate in, its face is stored in the restorer's
-framing (`edge.enhance.burst.face_view`, 80x80 BGR: 19,200 bytes) in a ring of `max_frames`.
+framing (`edge.enhance.burst.face_view`, handed to the selector by the pipeline: 80x80 BGR,
+19,200 bytes) in a ring of `max_frames`.
 When a shot becomes a track's candidate for publishing, it takes a snapshot (references, no
 copies) of the frames that may be fused with it: seen at most `max_age_s` before it, head
 yaw and pitch within `max_pose_delta_deg` of its own, the nearest in time first. So a track
@@ -12,15 +13,33 @@ holds at most its ring plus one candidate's snapshot: 2 x max_frames x 19,200 by
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
-from edge.enhance.burst import VIEW_SIDE, BurstFrame
+import numpy as np
 
-VIEW_BYTES = VIEW_SIDE * VIEW_SIDE * 3
+# The view `edge.enhance.burst.face_view` makes: 80x80 BGR (VIEW_SIDE there).
+VIEW_BYTES = 80 * 80 * 3
 
 
-def max_bytes_per_track(max_frames: int) -> int:
+def max_bytes_per_track(max_frames: int, view_bytes: int = VIEW_BYTES) -> int:
     """The most a track's frames can hold: its ring and one candidate's snapshot."""
-    return 2 * max_frames * VIEW_BYTES
+    return 2 * max_frames * view_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BurstFrame:
+    """One frame of a track in the restorer's framing, with when it was seen and how good."""
+
+    view: np.ndarray  # BGR uint8, square
+    mono_time: float
+    wall_time: float
+    quality: float
+    yaw: float
+    pitch: float
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.view.nbytes)
 
 
 class TrackFrames:

@@ -1,5 +1,6 @@
-"""Per-model timings: the MTCNN detector per frame (640x360 and 1280x720) and the restoration
-network per face, for each runtime, precision and thread count."""
+"""Per-model timings: the MTCNN detector per frame (640x360 and 1280x720), the restoration
+network per face, the face check per candidate and multi-frame fusion per published face,
+for each runtime, precision and thread count."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 
 from edge.commands.bench.timing import Budget, time_calls
 from edge.detect.mtcnn import FaceDetector
+from edge.enhance.burst import BurstFrame, face_view
+from edge.enhance.fusion import BurstFusion, FusionNetwork, fusion_file_name
 from edge.enhance.restorer import FaceRestorer, model_file_name
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir, load_manifest
 from edge.shots.face_check import MODEL_FILES as FACE_CHECK_FILES
@@ -162,4 +165,44 @@ def face_check_rows(
             rows.append({"name": "face_check", **v.fields(), "input": "one candidate",
                          **timing.as_dict()})
             log.info("face check %s: %s", v, timing)
+    return rows, ""
+
+
+FUSION_KS = (2, 4, 8)
+
+
+def fusion_rows(
+    frames: list[np.ndarray], threads: list[int], budget: Budget, models_dir: Path | None
+) -> tuple[list[dict], str]:
+    """Multi-frame restoration's whole cost per published face: registering K - 1 frames
+    onto the published one and fusing them (the fusion network, INT8 and FP32; frame
+    averaging), on a real face of the frames moved by sub-pixel amounts frame to frame."""
+    best = largest_face(frames)
+    if best is None:
+        return [], "fusion rows skipped: no face in the sample frames"
+    image, det = best
+    models_dir = Path(models_dir) if models_dir else default_models_dir()
+    listed = load_manifest(models_dir).get("models", {})
+    rng = np.random.default_rng(0)
+    burst = []
+    for i in range(max(FUSION_KS)):
+        moved = det.landmarks + (rng.uniform(-1, 1, 2) if i else 0.0)
+        burst.append(BurstFrame(face_view(image, moved), i * -0.04, 0.0, 0.5, 0.0, 0.0))
+    methods: list[tuple[str, str, BurstFusion]] = []
+    for precision in ("int8", "fp32"):
+        if fusion_file_name(precision) not in listed:
+            continue
+        for n in threads:
+            net = FusionNetwork(precision, n, models_dir)
+            methods.append((precision, str(n), BurstFusion("network", net)))
+    methods.append(("classical", "1", BurstFusion("average")))
+    rows = []
+    for precision, n, fusion in methods:
+        for k in FUSION_KS:
+            timing = time_calls(lambda _i, f=fusion, b=burst[:k]: f(b), budget)
+            name = "fusion" if fusion.method == "network" else "frame_average"
+            runtime = "onnxruntime" if fusion.method == "network" else "opencv"
+            rows.append({"name": name, "runtime": runtime, "precision": precision,
+                         "threads": int(n), "input": f"{k} frames", **timing.as_dict()})  # fmt: skip
+            log.info("%s %s %s threads, %d frames: %s", name, precision, n, k, timing)
     return rows, ""

@@ -9,6 +9,7 @@ MS_TARGETS = {
     ("detector", "640x360"): 8.0,
     ("restorer", "40x40 face"): 5.0,
     ("face_check", "one candidate"): 1.0,  # issue 13
+    ("fusion", "8 frames"): 8.0,  # issue 11: registration + fusion network per published face
 }
 PIPELINE_FPS_TARGET = 25.0
 RSS_TARGET_MB = 300.0
@@ -156,7 +157,7 @@ def plot_available() -> str | None:
 
 
 def _variant_label(m: dict) -> str:
-    rt = "ORT" if m["runtime"] == "onnxruntime" else "LiteRT"
+    rt = {"onnxruntime": "ORT", "litert": "LiteRT"}.get(m["runtime"], m["runtime"])
     return f"{rt} {m['precision'].upper()} {m['threads']}t"
 
 
@@ -177,7 +178,8 @@ def write_plot(result: dict, path: Path) -> None:
         x = range(len(rows))
         p50 = [m["p50_ms"] for m in rows]
         err = [[0] * len(rows), [max(0.0, m["p95_ms"] - m["p50_ms"]) for m in rows]]
-        ax.bar(x, p50, yerr=err, color=[colors[m["precision"]] for m in rows], capsize=3)
+        bar_colors = [colors.get(m["precision"], "#7aa95c") for m in rows]  # classical: green
+        ax.bar(x, p50, yerr=err, color=bar_colors, capsize=3)
         ax.set_xticks(
             list(x), [_variant_label(m) for m in rows], rotation=60, ha="right", fontsize=8
         )

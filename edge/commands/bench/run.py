@@ -147,6 +147,7 @@ def bench_models(video: Path, args: argparse.Namespace, result: dict) -> None:
         detector_rows,
         face_check_rows,
         face_crop,
+        fusion_rows,
         restorer_rows,
         sample_frames,
         variants,
@@ -173,6 +174,10 @@ def bench_models(video: Path, args: argparse.Namespace, result: dict) -> None:
     backends = sorted({v.backend for v in todo})
     thread_counts = sorted({v.threads for v in todo})
     rows, note = face_check_rows(frames, backends, thread_counts, budget, args.models_dir)
+    result["models"] += rows
+    if note:
+        result["notes"].append(note)
+    rows, note = fusion_rows(frames, thread_counts, budget, args.models_dir)
     result["models"] += rows
     if note:
         result["notes"].append(note)

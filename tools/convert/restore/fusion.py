@@ -53,6 +53,23 @@ class FusionStudent(nn.Module):
         self.gate2 = nn.Conv2d(gate_nf, 1, 3, padding=1)
         nn.init.zeros_(self.gate2.weight)
         nn.init.zeros_(self.gate2.bias)
+        self.gate_split: tuple[nn.Conv2d, nn.Conv2d] | None = None
+
+    @torch.no_grad()
+    def split_gate(self) -> None:
+        """The same gate without concatenating [e, e - mean] (a K x 96-channel tensor): gate1
+        is linear, so W [e; e - m] = (W_e + W_d) e - W_d m, one 1x1 conv on every frame and
+        one on the mean. Exact; for export (ONNX Runtime spent ~15 % of the time in Concat)."""
+        nf = self.gate1.in_channels // 2
+        w = self.gate1.weight
+        on_e = nn.Conv2d(nf, self.gate1.out_channels, 1)
+        on_mean = nn.Conv2d(nf, self.gate1.out_channels, 1, bias=False)
+        on_e.weight.copy_(w[:, :nf] + w[:, nf:])
+        on_e.bias.copy_(self.gate1.bias)
+        on_mean.weight.copy_(-w[:, nf:])
+        for p in (*on_e.parameters(), *on_mean.parameters()):
+            p.requires_grad_(False)
+        self.gate_split = (on_e, on_mean)
 
     def pool(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
@@ -72,8 +89,14 @@ class FusionStudent(nn.Module):
         else:
             m = mask[:, :, None, None, None].to(e.dtype)
             mean_e = (e * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)
-        g = F.relu(self.gate1(torch.cat([e, e - mean_e], 2).flatten(0, 1)))
-        logit = self.gate2(g).unflatten(0, (b, k))
+        if self.gate_split is None:
+            g = F.relu(self.gate1(torch.cat([e, e - mean_e], 2).flatten(0, 1))).unflatten(0, (b, k))
+        else:
+            on_e, on_mean = self.gate_split
+            g = F.relu(
+                on_e(e.flatten(0, 1)).unflatten(0, (b, k)) + on_mean(mean_e.flatten(0, 1))[:, None]
+            )
+        logit = self.gate2(g.flatten(0, 1)).unflatten(0, (b, k))
         if mask is not None:
             logit = logit.masked_fill(~mask[:, :, None, None, None], -1e4)
         w = torch.softmax(logit, dim=1)
@@ -101,7 +124,9 @@ class FusionExport(nn.Module):
 
 def export_fusion_onnx(net: FusionStudent, path, lr: int = 40, opset: int = 17) -> None:
     """FP32 ONNX with a dynamic frame axis (`frames`: K x 3 x lr x lr -> `restored`)."""
-    wrapper = FusionExport(net.eval()).eval()
+    net = copy.deepcopy(net).eval()
+    net.split_gate()
+    wrapper = FusionExport(net).eval()
     dummy = torch.rand(3, 3, lr, lr)
     torch.onnx.export(
         wrapper,
