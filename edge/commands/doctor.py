@@ -74,6 +74,8 @@ def check_models(settings: CameraSettings) -> Check:
         if restorer
         else "; restoration network disabled"
     )
+    if restorer and restorer["params"].get("multi_frame"):
+        restored += f", multi-frame by {restorer['params']['multi_frame']}"
     return Check(
         "models",
         "pass",
