@@ -429,6 +429,7 @@ class DenoiseSettings(_Section):
 
 # Set from the measurement in RESTORER_MODEL_CARD.md ("When the network runs").
 MAX_EYE_PX_DEFAULT = 9.0
+RESTORE_STRENGTH_DEFAULT = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -453,6 +454,14 @@ class RestoreSettings(_Section):
         "null: on every face.",
         exclusive_minimum=0,
     )
+    strength: float = setting(
+        RESTORE_STRENGTH_DEFAULT,
+        "Share of the network's change kept over the plain upscale of the crop (like "
+        "CodeFormer's fidelity weight): 1 is the network alone, 0 the plain crop. Lower keeps "
+        "more of what the camera saw.",
+        minimum=0,
+        maximum=1,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -468,9 +477,10 @@ class MultiFrameSettings(_Section):
     )
     method: FusionMethod = setting(
         "network",
-        "network: the INT8 fusion network (restore_fusion_int8.onnx; the onnx backend only, "
-        "tflite falls back to average); average: the classical baseline, registered frames "
-        "averaged per pixel, no network.",
+        "network: the fusion network in the restorer's backend and precision "
+        "(restore_fusion_int8.onnx, or .tflite, which takes 8 frames: more are cut, fewer "
+        "repeated); average: the classical baseline, registered frames averaged per pixel, no "
+        "network.",
     )
     max_frames: int = setting(
         8, "Frames fused per published face (the shot's own included).", minimum=1, maximum=16

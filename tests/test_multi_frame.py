@@ -15,7 +15,7 @@ import pytest
 from edge.capture.demo import ASSETS_DIR
 from edge.detect import FaceDetector
 from edge.enhance.burst import VIEW_SIDE, BurstFrame, face_view, register_burst
-from edge.enhance.fusion import BurstFusion, FusionNetwork, fusion_file_name
+from edge.enhance.fusion import BurstFusion, FusionNetwork, fill_frames, fusion_file_name
 from edge.enhance.restore_step import RestoreStep
 from edge.enhance.restorer import FaceRestorer, resize_to
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir
@@ -192,13 +192,27 @@ def test_restore_step_reports_what_it_fused(clean_faces, student):
     assert info1["frames_fused"] == 1 and np.array_equal(single, step(crop))
 
 
-def test_the_tflite_backend_falls_back_to_frame_averaging():
+def test_the_tflite_backend_fuses_with_its_fixed_frame_model(clean_faces, fusion):
     step = RestoreStep.from_settings(
         __import__("edge.settings", fromlist=["RestoreSettings"]).RestoreSettings(backend="tflite"),
         160, 0.35, None, MultiFrameSettings(method="network"),
     )  # fmt: skip
-    assert step.fusion is not None and step.fusion.method == "average"
-    assert step.params["multi_frame"] == "average"
+    assert step.params["multi_frame"] == "network"
+    lite = step.fusion.network
+    assert lite.file_name == "restore_fusion_int8.tflite" and lite.frame_count == 8
+    clean = clean_faces["grace_hopper"]
+    views = to_views(make_burst(clean, PRESETS["x4"], 8, np.random.default_rng(11)))
+    views = register_burst(views[0], views[1:]).views
+    for k in (2, 3, 8):  # fewer frames than the model takes are repeated to fill it
+        out_lite, out_onnx = lite(views[:k]), fusion(views[:k])
+        assert abs(psnr(out_lite, clean) - psnr(out_onnx, clean)) < 0.1  # measured <= 0.04
+        assert np.abs(out_lite.astype(int) - out_onnx).mean() < 2.0
+
+
+def test_fill_frames_repeats_a_short_burst_in_turn():
+    x = np.arange(3)[:, None, None, None] * np.ones((1, 3, 2, 2))
+    assert fill_frames(x, 8)[:, 0, 0, 0].tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert fill_frames(np.arange(10)[:, None], 8)[:, 0].tolist() == list(range(8))
 
 
 def test_a_tampered_fusion_model_is_refused(tmp_path):

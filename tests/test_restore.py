@@ -194,3 +194,15 @@ def test_restore_command_on_a_folder(tmp_path, astronaut_crop):
         timeout=120,
     )
     assert "restore_student_fp32.tflite" in res.stdout
+
+
+def test_strength_keeps_that_share_of_the_network_over_the_plain_upscale(astronaut_crop):
+    small = cv2.resize(astronaut_crop, (40, 40), interpolation=cv2.INTER_AREA)
+    plain = cv2.resize(small, (160, 160), interpolation=cv2.INTER_CUBIC).astype(float)
+    full = FaceRestorer("onnx", "int8")(small).astype(float)
+    assert np.abs(full - plain).mean() > 2  # the network changes the face
+    for s in (0.0, 0.6):
+        out = FaceRestorer("onnx", "int8", strength=s)(small).astype(float)
+        assert np.abs(out - (s * full + (1 - s) * plain)).max() <= 1.0
+    with pytest.raises(ValueError, match="strength"):
+        FaceRestorer("onnx", "int8", strength=1.5)

@@ -117,6 +117,20 @@ def test_thresholds_and_kfold():
     assert acc06 < 0.7 and acc_best == 1.0
 
 
+def test_blend_keeps_the_given_share_of_the_network():
+    deg = np.random.default_rng(4).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    model = "onnx:models/quantized/restore_student_int8.onnx"
+    net = re.restore_to_size(re.build_restorer(re.parse_restorer(model)), deg).astype(float)
+    plain = re.bicubic_up(deg).astype(float)
+    for s in (0.0, 0.3, 1.0):
+        out = re.build_restorer(re.parse_restorer(f"blend:{s}:{model}"))(deg).astype(float)
+        assert np.abs(out - (s * net + (1 - s) * plain)).max() <= 0.5 + 1e-6
+    assert np.abs(net - plain).mean() > 2  # the network changes the image: s matters
+    for bad in ("blend:x:" + model, "blend:1.5:" + model, "blend:0.5"):
+        with pytest.raises(ValueError, match="blend"):
+            re.build_restorer(re.parse_restorer(bad))
+
+
 def test_restorers_and_model_contract():
     deg = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     for spec in ("bicubic", "classical"):

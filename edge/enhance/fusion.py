@@ -3,9 +3,11 @@ published one and fused into one restored face.
 
 Two methods (`enhance.multi_frame.method`):
 
-- `network`: the fusion student (`restore_fusion_{int8,fp32}.onnx`, see
-  models/quantized/FUSION_MODEL_CARD.md): input `frames` K x 3 x 40 x 40 (K >= 1, dynamic),
-  RGB in [0, 1], output 1 x 3 x 160 x 160, the restorer's framing.
+- `network`: the fusion student (`restore_fusion_{int8,fp32}.{onnx,tflite}`, see
+  models/quantized/FUSION_MODEL_CARD.md): input `frames` K x 3 x 40 x 40, RGB in [0, 1],
+  output 1 x 3 x 160 x 160, the restorer's framing. K is dynamic in the ONNX files; the LiteRT
+  files take a fixed K (8), and a burst of fewer frames is repeated to fill it
+  (`fill_frames`).
 - `average`: the named classical baseline, frame averaging: the registered views' per-pixel
   mean, enlarged bicubic to 160.
 
@@ -25,37 +27,54 @@ import numpy as np
 
 from edge.enhance.burst import BurstFrame, average_frames, register_burst
 from edge.enhance.restorer import from_model_output, resize_to, to_model_input
-from edge.runtime import open_runner
+from edge.runtime import model_suffix, open_runner
 from edge.runtime.manifest import default_models_dir, model_version
 
 NETWORK_INPUT = 40
 OUTPUT_SIDE = 160
 
 
-def fusion_file_name(precision: str) -> str:
+def fusion_file_name(precision: str, backend: str = "onnx") -> str:
     if precision not in ("int8", "fp32"):
         raise ValueError(f"unknown precision {precision!r}: use int8 or fp32")
-    return f"restore_fusion_{precision}.onnx"
+    return f"restore_fusion_{precision}{model_suffix(backend)}"
+
+
+def fill_frames(x: np.ndarray, n: int) -> np.ndarray:
+    """K frames -> exactly n for a model with a fixed frame count: repeated in turn
+    (0, 1, .., K-1, 0, 1, ..), or the first n when K > n. The network pools with a softmax
+    over frames, so a burst repeated a whole number of times fuses exactly as itself (K = 1,
+    2, 4, 8 for n = 8); otherwise the first frames (the published one first) weigh a little
+    more."""
+    return x[np.arange(n) % len(x)] if len(x) < n else x[:n]
 
 
 class FusionNetwork:
     """Registered views (BGR, any equal size) -> the fused face, BGR 160x160, model framing."""
 
     def __init__(
-        self, precision: str = "int8", threads: int = 1, models_dir: Path | str | None = None
+        self,
+        precision: str = "int8",
+        threads: int = 1,
+        models_dir: Path | str | None = None,
+        backend: str = "onnx",
     ):
         models_dir = Path(models_dir) if models_dir else default_models_dir()
-        self.file_name = fusion_file_name(precision)
+        self.file_name = fusion_file_name(precision, backend)
         # K varies per call: ONNX Runtime's arena off (it would keep every K's peak).
-        self.model = open_runner("onnx", models_dir / self.file_name, threads, fixed_shape=False)
+        self.model = open_runner(backend, models_dir / self.file_name, threads, fixed_shape=False)
         self.version = model_version(models_dir, self.file_name)
-        self.precision = precision
+        self.precision, self.backend = precision, backend
+        # None: any number of frames (ONNX); else the model's fixed frame count (LiteRT).
+        self.frame_count = self.model.input_shape[0] if backend != "onnx" else None
 
     def __call__(self, views: list[np.ndarray]) -> np.ndarray:
         if not views:
             raise ValueError("no frames to fuse")
         side = (NETWORK_INPUT, NETWORK_INPUT)
         x = np.concatenate([to_model_input(v, side) for v in views])
+        if self.frame_count:
+            x = fill_frames(x, self.frame_count)
         return from_model_output(self.model.run(x)[0])
 
 

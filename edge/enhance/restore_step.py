@@ -8,7 +8,12 @@ import numpy as np
 
 from edge.enhance.burst import BurstFrame
 from edge.enhance.fusion import BurstFusion, FusionNetwork
-from edge.enhance.restorer import FaceRestorer, FramedRestorer, aligned_crop_framing
+from edge.enhance.restorer import (
+    FaceRestorer,
+    FramedRestorer,
+    aligned_crop_framing,
+    blend_with_plain,
+)
 from edge.settings import MultiFrameSettings, RestoreSettings
 
 
@@ -45,8 +50,9 @@ class RestoreStep:
         models_dir: Path | str | None = None,
         max_eye_px: float | None = None,
         multi_frame: MultiFrameSettings | None = None,
+        strength: float = 1.0,
     ) -> RestoreStep:
-        restorer = FaceRestorer(backend, precision, threads, models_dir)
+        restorer = FaceRestorer(backend, precision, threads, models_dir, strength)
         return cls(restorer, crop_size, margin, max_eye_px, open_fusion(multi_frame, restorer))
 
     @classmethod
@@ -69,6 +75,7 @@ class RestoreStep:
             models_dir,
             settings.max_eye_px,
             multi_frame,
+            float(settings.strength),
         )
 
     @property
@@ -78,6 +85,7 @@ class RestoreStep:
             "backend": self.restorer.backend,
             "precision": self.restorer.precision,
             "max_eye_px": self.max_eye_px,
+            "strength": self.restorer.strength,
             "multi_frame": None if self.fusion is None else self.fusion.method,
         }
 
@@ -109,15 +117,19 @@ class RestoreStep:
         }
         if outcome.restored is None:
             return self(bgr), info
-        return self._framed.put_back(bgr, outcome.restored), info
+        restored = outcome.restored
+        if self.fusion.method == "network":  # the same share of the network as for one frame
+            restored = blend_with_plain(restored, burst[0].view, self.restorer.strength)
+        return self._framed.put_back(bgr, restored), info
 
 
 def open_fusion(settings: MultiFrameSettings | None, restorer: FaceRestorer) -> BurstFusion | None:
-    """The fusion `enhance.multi_frame` asks for. The fusion network is an ONNX file: with
-    the tflite backend the network method falls back to frame averaging."""
+    """The fusion `enhance.multi_frame` asks for, in the restorer's runtime and precision."""
     if settings is None or not settings.enabled:
         return None
-    if settings.method == "network" and restorer.backend == "onnx":
-        return BurstFusion("network", FusionNetwork(restorer.precision, restorer.model_threads,
-                                                    restorer.models_dir))  # fmt: skip
+    if settings.method == "network":
+        network = FusionNetwork(
+            restorer.precision, restorer.model_threads, restorer.models_dir, restorer.backend
+        )
+        return BurstFusion("network", network)
     return BurstFusion("average")

@@ -70,6 +70,16 @@ def to_model_input(deg_bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+def blend_with_plain(restored: np.ndarray, source: np.ndarray, strength: float) -> np.ndarray:
+    """`strength` x the network's face + (1 - strength) x `source` enlarged to its size (the
+    plain upscale the network replaces): how much of the network's change is kept."""
+    if strength >= 1.0:
+        return restored
+    plain = resize_to(source, restored.shape[:2]).astype(np.float32)
+    out = strength * restored.astype(np.float32) + (1.0 - strength) * plain
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def from_model_output(y: np.ndarray) -> np.ndarray:
     """The model's output, NCHW (1, 3, H, W) RGB in [0, 1] -> BGR uint8 (H, W, 3)."""
     y = np.asarray(y, np.float32)[0].transpose(1, 2, 0)
@@ -78,7 +88,11 @@ def from_model_output(y: np.ndarray) -> np.ndarray:
 
 
 class FaceRestorer:
-    """Any-size BGR face crop (model framing) in, restored BGR crop out at the model's size."""
+    """Any-size BGR face crop (model framing) in, restored BGR crop out at the model's size.
+
+    `strength` (`enhance.restore.strength`, in [0, 1]) keeps that share of the network's change
+    over the plain bicubic upscale, like CodeFormer's fidelity weight: below 1 the face keeps
+    more of what the camera saw."""
 
     def __init__(
         self,
@@ -86,7 +100,11 @@ class FaceRestorer:
         precision: str = "int8",
         threads: int = 1,
         models_dir: Path | str | None = None,
+        strength: float = 1.0,
     ):
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"restore strength {strength!r} is outside [0, 1]")
+        self.strength = float(strength)
         models_dir = Path(models_dir) if models_dir else default_models_dir()
         name = model_file_name(backend, precision)
         # Checked against the manifest's sha256 before the runtime opens it.
@@ -102,7 +120,8 @@ class FaceRestorer:
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         if bgr.ndim != 3 or bgr.shape[2] != 3 or min(bgr.shape[:2]) < 2:
             raise ValueError(f"expected an HxWx3 BGR image, got shape {bgr.shape}")
-        return from_model_output(self.model.run(self._input(bgr))[0])
+        restored = from_model_output(self.model.run(self._input(bgr))[0])
+        return blend_with_plain(restored, bgr, self.strength)
 
     def _input(self, bgr: np.ndarray) -> np.ndarray:
         return to_model_input(bgr, (self.input_side, self.input_side))

@@ -569,8 +569,31 @@ class ProductChain:
         return x
 
 
+class Blend:
+    """``blend:S:SPEC``: S x the restorer SPEC's output + (1 - S) x the bicubic upscale, per
+    pixel (the product's ``enhance.restore.strength``, like CodeFormer's fidelity weight):
+    how much of the network's change to keep."""
+
+    def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
+        weight, _, inner = arg.partition(":")
+        try:
+            self.strength = float(weight)
+        except ValueError:
+            raise ValueError(f"blend:{arg}: use blend:S:SPEC with S a number in [0, 1]") from None
+        if not 0.0 <= self.strength <= 1.0 or not inner:
+            raise ValueError(f"blend:{arg}: use blend:S:SPEC with S a number in [0, 1]")
+        self.inner = build_restorer(parse_restorer(inner), model_input)
+
+    def __call__(self, deg: np.ndarray) -> np.ndarray:
+        net = to_size(np.ascontiguousarray(self.inner(deg))).astype(np.float32)
+        plain = bicubic_up(deg).astype(np.float32)
+        out = self.strength * net + (1.0 - self.strength) * plain
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 RESTORERS: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {
     "edge": ProductChain,
+    "blend": Blend,
     "bicubic": lambda arg, model_input: Bicubic(),
     "classical": lambda arg, model_input: Classical(),
     "onnx": OnnxRestorer,
@@ -588,14 +611,14 @@ class RestorerSpec:
 
 def parse_restorer(spec: str) -> RestorerSpec:
     """``bicubic`` | ``classical`` | ``[label=]onnx:PATH`` | ``[label=]tflite:PATH`` |
-    ``[label=]torch:PATH``."""
+    ``[label=]torch:PATH`` | ``[label=]blend:S:SPEC``."""
     label = None
     if "=" in spec.split(":", 1)[0]:
         label, spec = spec.split("=", 1)
     kind, _, arg = spec.partition(":")
     if kind not in RESTORERS:
         raise ValueError(f"unknown restorer {kind!r}; one of {', '.join(RESTORERS)}")
-    if kind in ("onnx", "tflite", "torch", "edge") and not arg:
+    if kind in ("onnx", "tflite", "torch", "edge", "blend") and not arg:
         raise ValueError(f"restorer {kind!r} needs a model path: {kind}:PATH")
     if label is None:
         label = kind if not arg else f"{kind}:{Path(arg).stem}"

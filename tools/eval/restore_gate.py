@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.enhance.restorer import MODEL_FRAMING, FaceRestorer
+from edge.enhance.restorer import MODEL_FRAMING, FaceRestorer, blend_with_plain
 from tools.eval.restore_eval import (
     SIZE,
     THRESHOLD,
@@ -73,8 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--far", type=float, default=0.01)
     ap.add_argument("--backend", default="onnx")
     ap.add_argument("--precision", default="int8")
+    ap.add_argument(
+        "--strengths",
+        default="",
+        help="also score the network blended with the plain crop at these strengths "
+        "(enhance.restore.strength), e.g. 0.5,0.7",
+    )
+    ap.add_argument("--sides", default=",".join(map(str, SIDES)), help="face sides to sweep")
     ap.add_argument("--out", type=Path, default=Path("var/eval/gate"))
     args = ap.parse_args(argv)
+    sides = [int(v) for v in args.sides.split(",")]
+    strengths = [float(v) for v in args.strengths.split(",") if v.strip()]
     t0 = time.monotonic()
     pairs, _ = read_pairs(args.lfw / "pairs.txt", args.pairs)
     images = unique_images(pairs)
@@ -92,11 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     thr = threshold_at_far(d_clean[~same], args.far)
     rows = []
     distances_out: dict[str, np.ndarray] = {"clean": d_clean, "same": same}
-    for side in SIDES:
+    for side in sides:
         views = [camera_view(c, side, rel) for c, rel in zip(clean, images, strict=True)]
         row: dict = {"side": side, "eye_px": round(MODEL_FRAMING.eye_distance * side, 1)}
-        for name, fn in (("plain", plain), ("network", net)):
-            out = [fn(v) for v in views]
+        restored = [net(v) for v in views]
+        outputs = {"plain": [plain(v) for v in views], "network": restored}
+        for st in strengths:
+            outputs[f"s{st:g}"] = [
+                blend_with_plain(r, v, st) for r, v in zip(restored, views, strict=True)
+            ]
+        for name, out in outputs.items():
             d = distances(np.stack([judge(o) for o in out]))
             at_clean = operating_point(d, same, thr)
             tar, far = at_clean["tar"], at_clean["far"]
@@ -123,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "camera": {"noise_sigma": NOISE_SIGMA, "jpeg_quality": JPEG_QUALITY},
         "model": f"{net.file_name} ({net.version})",
+        "strengths": strengths,
         "rows": rows,
         "seconds": round(time.monotonic() - t0, 1),
     }
@@ -150,6 +165,21 @@ def markdown(result: dict) -> str:
             f"{n['acc_0.6']} | {p['tar']} / {n['tar']} | {p['far']} / {n['far']} | "
             f"{p['roc_tar']} / {n['roc_tar']} |"
         )
+    for st in result.get("strengths", []):
+        name = f"s{st:g}"
+        lines += [
+            "",
+            f"Network at strength {st:g} (its change blended over the plain crop):",
+            "",
+            "| seen at (side / eye px) | PSNR | acc@0.6 | TAR | FAR | ROC TAR@FAR |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in result["rows"]:
+            b = r[name]
+            lines.append(
+                f"| {r['side']} / {r['eye_px']} | {b['psnr']} | {b['acc_0.6']} | {b['tar']} "
+                f"| {b['far']} | {b['roc_tar']} |"
+            )
     return "\n".join(lines)
 
 

@@ -172,11 +172,15 @@ FUSION_KS = (2, 4, 8)
 
 
 def fusion_rows(
-    frames: list[np.ndarray], threads: list[int], budget: Budget, models_dir: Path | None
+    frames: list[np.ndarray],
+    backends: list[str],
+    threads: list[int],
+    budget: Budget,
+    models_dir: Path | None,
 ) -> tuple[list[dict], str]:
     """Multi-frame restoration's whole cost per published face: registering K - 1 frames
-    onto the published one and fusing them (the fusion network, INT8 and FP32; frame
-    averaging), on a real face of the frames moved by sub-pixel amounts frame to frame."""
+    onto the published one and fusing them (the fusion network, INT8 and FP32, ONNX Runtime
+    and LiteRT; frame averaging), on a real face of the frames moved by sub-pixel amounts frame to frame."""
     best = largest_face(frames)
     if best is None:
         return [], "fusion rows skipped: no face in the sample frames"
@@ -188,21 +192,22 @@ def fusion_rows(
     for i in range(max(FUSION_KS)):
         moved = det.landmarks + (rng.uniform(-1, 1, 2) if i else 0.0)
         burst.append(BurstFrame(face_view(image, moved), i * -0.04, 0.0, 0.5, 0.0, 0.0))
-    methods: list[tuple[str, str, BurstFusion]] = []
-    for precision in ("int8", "fp32"):
-        if fusion_file_name(precision) not in listed:
-            continue
-        for n in threads:
-            net = FusionNetwork(precision, n, models_dir)
-            methods.append((precision, str(n), BurstFusion("network", net)))
-    methods.append(("classical", "1", BurstFusion("average")))
+    methods: list[tuple[str, str, str, BurstFusion]] = []
+    for backend in backends:
+        runtime = RUNTIME_NAMES[backend]
+        for precision in ("int8", "fp32"):
+            if fusion_file_name(precision, backend) not in listed:
+                continue
+            for n in threads:
+                net = FusionNetwork(precision, n, models_dir, backend)
+                methods.append((runtime, precision, str(n), BurstFusion("network", net)))
+    methods.append(("opencv", "classical", "1", BurstFusion("average")))
     rows = []
-    for precision, n, fusion in methods:
+    for runtime, precision, n, fusion in methods:
         for k in FUSION_KS:
             timing = time_calls(lambda _i, f=fusion, b=burst[:k]: f(b), budget)
             name = "fusion" if fusion.method == "network" else "frame_average"
-            runtime = "onnxruntime" if fusion.method == "network" else "opencv"
             rows.append({"name": name, "runtime": runtime, "precision": precision,
                          "threads": int(n), "input": f"{k} frames", **timing.as_dict()})  # fmt: skip
-            log.info("%s %s %s threads, %d frames: %s", name, precision, n, k, timing)
+            log.info("%s %s %s %s threads, %d frames: %s", name, runtime, precision, n, k, timing)
     return rows, ""

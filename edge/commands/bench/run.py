@@ -177,7 +177,7 @@ def bench_models(video: Path, args: argparse.Namespace, result: dict) -> None:
     result["models"] += rows
     if note:
         result["notes"].append(note)
-    rows, note = fusion_rows(frames, thread_counts, budget, args.models_dir)
+    rows, note = fusion_rows(frames, backends, thread_counts, budget, args.models_dir)
     result["models"] += rows
     if note:
         result["notes"].append(note)

@@ -122,6 +122,36 @@ class FusionExport(nn.Module):
         return self.net(frames[None])
 
 
+class FusionFrames4d(nn.Module):
+    """The same network with the frames on the batch axis and no 5-D tensor (K x 3 x H x W ->
+    1 x 3 x 4H x 4W): the LiteRT form, whose converters handle 4-D ops best. Needs
+    `split_gate()` first; equal to `FusionExport` to float rounding."""
+
+    def __init__(self, net: FusionStudent):
+        super().__init__()
+        if net.gate_split is None:
+            raise ValueError("call split_gate() first")
+        self.net = net
+        self.on_e, self.on_mean = net.gate_split
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        f = F.relu(n.head(frames))
+        e = f
+        for conv in n.enc:
+            e = F.relu(conv(e))
+        g = F.relu(self.on_e(e) + self.on_mean(e.mean(0, keepdim=True)))
+        w = torch.softmax(n.gate2(g), dim=0)
+        xb = (w * frames).sum(0, keepdim=True)
+        fb = (w * f).sum(0, keepdim=True)
+        h = (w * e).sum(0, keepdim=True)
+        for conv in n.body:
+            h = F.relu(conv(h))
+        h = F.relu(n.ps(n.up1(h + fb)))
+        r = n.ps(n.up2(h))
+        return torch.clamp(upsample_input(xb, n.scale) + r, 0.0, 1.0)
+
+
 def export_fusion_onnx(net: FusionStudent, path, lr: int = 40, opset: int = 17) -> None:
     """FP32 ONNX with a dynamic frame axis (`frames`: K x 3 x lr x lr -> `restored`)."""
     net = copy.deepcopy(net).eval()

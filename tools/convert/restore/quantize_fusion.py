@@ -8,6 +8,11 @@ manifest.
     python -m tools.convert.restore.quantize_fusion --ckpt var/fusion/last.pt --out var/fusion/export
     python -m tools.convert.restore.quantize_fusion --ckpt var/fusion/last.pt --out var/fusion/export \
         --ship --version fusion-1.0
+
+`--tflite-only` writes the LiteRT files instead (FP32 and full-integer INT8 through
+litert-torch's PT2E quantizer, a fixed 8 frames: `edge.enhance.fusion.fill_frames` repeats a
+shorter burst), reports their PSNR beside the shipped ONNX INT8 file, and with `--ship` adds
+only them to models/quantized.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from tools.convert.restore.identity import load_student_from_onnx
 from tools.convert.restore.train_fusion import DEFAULT_STUDENT, HR, burst_tensors
 
 FILES = {"int8": "restore_fusion_int8.onnx", "fp32": "restore_fusion_fp32.onnx"}
+TFLITE_FILES = {"int8": "restore_fusion_int8.tflite", "fp32": "restore_fusion_fp32.tflite"}
+TFLITE_FRAMES = 8
 SHIPPED = Path(__file__).resolve().parents[3] / "models/quantized"
 
 
@@ -92,6 +99,68 @@ def latency_ms(path: Path, k: int, runs: int = 30) -> float:
     return round(float(np.median(times)), 2)
 
 
+def export_tflite(net: FusionStudent, calib: list[np.ndarray], out: Path) -> dict[str, Path]:
+    """LiteRT FP32 and INT8 files of the fusion network at a fixed TFLITE_FRAMES frames."""
+    import copy
+
+    from edge.enhance.fusion import fill_frames
+    from tools.convert.detector.quantize_tflite import export_tflite_fp32, export_tflite_int8
+    from tools.convert.restore.fusion import FusionFrames4d
+
+    net = copy.deepcopy(net).eval()
+    net.split_gate()
+    frames = FusionFrames4d(net).eval()
+    filled = [fill_frames(x, TFLITE_FRAMES) for x in calib]
+    paths = {p: out / name for p, name in TFLITE_FILES.items()}
+    export_tflite_fp32(frames, filled[0], paths["fp32"])
+    export_tflite_int8(frames, filled[0], filled, paths["int8"])
+    return paths
+
+
+def tflite_report(paths: dict[str, Path], onnx_int8: Path, data: Path, n: int) -> dict:
+    """PSNR per preset and K of the LiteRT files against the ONNX INT8 file, and their
+    latency on one thread."""
+    from edge.enhance.fusion import fill_frames
+    from edge.runtime.plugins.litert import TfliteModel
+
+    models = {f"tflite_{p}": TfliteModel(path, 1) for p, path in paths.items()}
+    onnx = session(onnx_int8)
+    report: dict = {"psnr": {}, "latency_ms_1thread": {}}
+    for (preset, k), (xs, y) in held_out(data, n).items():
+        row = {"onnx_int8": psnr(
+            torch.from_numpy(np.concatenate([onnx.run(None, {"frames": x})[0] for x in xs])), y
+        ).mean()}  # fmt: skip
+        for name, m in models.items():
+            pred = np.concatenate([m.run(fill_frames(x, TFLITE_FRAMES))[0] for x in xs])
+            row[name] = psnr(torch.from_numpy(pred), y).mean()
+        report["psnr"][f"{preset}_k{k}"] = {n_: round(float(v), 3) for n_, v in row.items()}
+    x = np.random.default_rng(0).random((TFLITE_FRAMES, 3, 40, 40), dtype=np.float32)
+    for name, m in models.items():
+        for _ in range(3):
+            m.run(x)
+        times = []
+        for _ in range(30):
+            t = time.perf_counter()
+            m.run(x)
+            times.append((time.perf_counter() - t) * 1000)
+        report["latency_ms_1thread"][name] = round(float(np.median(times)), 2)
+    return report
+
+
+def ship_tflite(version: str, out: Path) -> None:
+    src = "trained here by tools/convert/restore/train_fusion.py from restore-1.1 (UTKFace, non-commercial research only)"  # noqa: E501
+    extra = {
+        TFLITE_FILES["int8"]: {"precision": "int8", "runtime": "litert", "source": src,
+                               "format": f"full-integer (PT2E), float32 I/O, {TFLITE_FRAMES} frames"},  # noqa: E501
+        TFLITE_FILES["fp32"]: {"precision": "fp32", "runtime": "litert", "source": src,
+                               "format": f"{TFLITE_FRAMES} frames"},
+    }  # fmt: skip
+    for name in TFLITE_FILES.values():
+        shutil.copy2(out / name, SHIPPED / name)
+    write_manifest(SHIPPED, list(TFLITE_FILES.values()), extra, version=version)
+    print(f"shipped the LiteRT files of {version} into {SHIPPED}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ckpt", type=Path, default=Path("var/fusion/last.pt"))
@@ -101,6 +170,7 @@ def main(argv=None) -> None:
     ap.add_argument("--calib", type=int, default=48)
     ap.add_argument("--val-images", type=int, default=60)
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--tflite-only", action="store_true", help="only the LiteRT files")
     ap.add_argument("--version", default=None)
     args = ap.parse_args(argv)
     if args.ship and not args.version:
@@ -110,6 +180,14 @@ def main(argv=None) -> None:
     net = load_fusion(args.ckpt, args.student)
     student = load_student_from_onnx(args.student).eval()
     fp32, int8 = args.out / FILES["fp32"], args.out / FILES["int8"]
+    if args.tflite_only:
+        paths = export_tflite(net, calibration_bursts(args.data, args.calib), args.out)
+        report = tflite_report(paths, SHIPPED / FILES["int8"], args.data, args.val_images)
+        (args.out / "quantize_tflite.json").write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps(report, indent=2))
+        if args.ship:
+            ship_tflite(args.version, args.out)
+        return
     export_fusion_onnx(net, fp32)
     # The pooling across frames (softmax weights, products, sums, means) stays float: every
     # conv (all the MACs) runs in int8.
