@@ -4,7 +4,7 @@ photos, a multi-frame strip: one frame of a synthetic x8 burst enlarged bicubic,
 single-frame network on it, frame averaging of 8 frames, the fusion network on 8 frames,
 and the photo.
 
-    python tools/make_readme_figures.py --out docs/img
+    python -m tools.make_readme_figures --out docs/img
 """
 
 from __future__ import annotations
