@@ -429,7 +429,13 @@ class DenoiseSettings(_Section):
 
 # Set from the measurement in RESTORER_MODEL_CARD.md ("When the network runs").
 MAX_EYE_PX_DEFAULT = 9.0
-RESTORE_STRENGTH_DEFAULT = 1.0
+# Half the network's change: on LFW (RESTORER_MODEL_CARD.md, "Strength") it kept accuracy at
+# 0.6 and TAR at equal FAR at or above bicubic where the network runs, which the network
+# alone did not.
+RESTORE_STRENGTH_DEFAULT = 0.5
+# The buffered 80 px view holds a face's eyes 41.2/160 x 80 = 20.6 px apart: up to there,
+# averaging views loses none of the camera's pixels (tools.eval.burst_eval, preset x2).
+AVERAGE_MAX_EYE_PX_DEFAULT = 20.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -467,8 +473,9 @@ class RestoreSettings(_Section):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MultiFrameSettings(_Section):
     """Multi-frame restoration: a published face is restored from several frames of its track,
-    registered onto it, instead of from the one frame (only where the restoration network runs:
-    restore.max_eye_px)."""
+    registered onto it, instead of from the one frame: by the fusion network where the
+    restoration network runs (restore.max_eye_px), by frame averaging on faces up to
+    average_max_eye_px above it."""
 
     enabled: bool = setting(
         True,
@@ -496,6 +503,15 @@ class MultiFrameSettings(_Section):
         "shot's are fused (another view of the head does not register onto it).",
         minimum=0,
         maximum=180,
+    )
+    average_max_eye_px: float | None = setting(
+        AVERAGE_MAX_EYE_PX_DEFAULT,
+        "Faces the network skips (eyes more than restore.max_eye_px apart) but seen with the "
+        "eyes at most this many pixels apart are restored by frame averaging: their registered "
+        "frames' per-pixel mean, no network. The buffered 80 px view holds eyes up to 20.6 px "
+        "apart; larger faces would be shrunk. Measured on LFW bursts (python -m "
+        "tools.eval.burst_eval). null: such faces keep their one frame.",
+        exclusive_minimum=0,
     )
 
 

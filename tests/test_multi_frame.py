@@ -14,12 +14,18 @@ import pytest
 
 from edge.capture.demo import ASSETS_DIR
 from edge.detect import FaceDetector
+from edge.enhance import EnhancementStage
 from edge.enhance.burst import VIEW_SIDE, BurstFrame, face_view, register_burst
 from edge.enhance.fusion import BurstFusion, FusionNetwork, fill_frames, fusion_file_name
-from edge.enhance.restore_step import RestoreStep
+from edge.enhance.restore_step import RestoreStep, buffered_max_eye_px
 from edge.enhance.restorer import FaceRestorer, resize_to
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir
-from edge.settings import BestShotSettings, MultiFrameSettings
+from edge.settings import (
+    BestShotSettings,
+    EnhanceSettings,
+    MultiFrameSettings,
+    RestoreSettings,
+)
 from edge.shots.best_shot import BestShotSelector
 from edge.shots.frame_buffer import VIEW_BYTES, TrackFrames, max_bytes_per_track
 from edge.track import Tracker
@@ -190,6 +196,46 @@ def test_restore_step_reports_what_it_fused(clean_faces, student):
     # one frame: exactly the single-frame network
     single, info1 = step.restore_burst(crop, frames[:1])
     assert info1["frames_fused"] == 1 and np.array_equal(single, step(crop))
+
+
+def test_a_face_above_the_network_gate_is_fused_by_frame_averaging(clean_faces, student):
+    step = RestoreStep(student, 160, 0.35, 9.0, BurstFusion("network", FusionNetwork("int8")),
+                       average_max_eye_px=20.0)  # fmt: skip
+    stage = EnhancementStage([step])
+    burst = make_burst(clean_faces["astronaut"], PRESETS["x4"], 6, np.random.default_rng(5))
+    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
+    crop = resize_to(burst.frames[0], (160, 160))
+    out = stage(crop, eye_px=14.0, burst=frames)
+    record = out.stages[0]["params"]
+    assert record["applied"] is False and "skipped_because" in record  # not the network
+    assert record["multi_frame"] == "average" and record["fusion_version"] == "frame-average-1"
+    assert out.frames_fused == record["frames_fused"] == 6
+    assert out.fused_times == [f.wall_time for f in frames]
+    # The average of the registered views, put back: what step.average_skipped returns.
+    averaged, _ = step.average_skipped(crop, frames, 14.0)
+    assert np.array_equal(out.image, averaged) and not np.array_equal(out.image, crop)
+    # Larger than the buffered view holds, or one frame: the crop as captured.
+    for eye_px, burst_frames in ((24.0, frames), (14.0, frames[:1])):
+        kept = stage(crop, eye_px=eye_px, burst=burst_frames)
+        assert kept.frames_fused == 1 and np.array_equal(kept.image, crop)
+        assert kept.stages[0]["params"]["multi_frame"] == "network"  # configured, not used
+        assert "frames_fused" not in kept.stages[0]["params"]
+
+
+def test_faces_are_buffered_up_to_the_frame_averaging_limit():
+    on = EnhanceSettings()
+    assert on.multi_frame.average_max_eye_px == 20.0 and on.restore.max_eye_px == 9.0
+    assert buffered_max_eye_px(on) == 20.0
+    no_average = EnhanceSettings(multi_frame=MultiFrameSettings(average_max_eye_px=None))
+    assert buffered_max_eye_px(no_average) == 9.0
+    every_face = EnhanceSettings(restore=RestoreSettings(max_eye_px=None))
+    assert buffered_max_eye_px(every_face) is None
+    # multi-frame off: no averaging either
+    off = RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None,
+                                    MultiFrameSettings(enabled=False))  # fmt: skip
+    assert off.average_max_eye_px is None and off.params["average_max_eye_px"] is None
+    step = RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None, MultiFrameSettings())
+    assert step.params["average_max_eye_px"] == 20.0
 
 
 def test_the_tflite_backend_fuses_with_its_fixed_frame_model(clean_faces, fusion):

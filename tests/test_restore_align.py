@@ -35,6 +35,7 @@ from edge.enhance.restorer import (
     aligned_crop_framing,
     resize_to,
 )
+from edge.settings import RESTORE_STRENGTH_DEFAULT
 from tools.convert.restore.degrade import degrade
 
 PHOTOS = ("astronaut", "grace_hopper")
@@ -57,6 +58,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def restorer() -> FaceRestorer:
+    """The network alone (strength 1): what these tests measure is where it restores."""
     return FaceRestorer("onnx", "int8")
 
 
@@ -228,7 +230,7 @@ def test_no_face_falls_back_and_no_align_is_the_earlier_path(tmp_path, restorer,
         "plain-m": ["--no-align", "--margin", "0.35"],
     }.items():
         runs[label] = out = tmp_path / label
-        res = run_restore(str(src), str(out), *extra)
+        res = run_restore(str(src), str(out), *extra, "--strength", "1")
         assert res.returncode == 0, res.stderr
         assert "restored 7 faces" in res.stdout
         flagged = [line for line in res.stderr.splitlines() if "no face found" in line]
@@ -238,6 +240,7 @@ def test_no_face_falls_back_and_no_align_is_the_earlier_path(tmp_path, restorer,
             )]  # fmt: skip
             summary = json.loads((out / SUMMARY_FILE).read_text())
             assert summary["no_face"] == 1 and summary["restored"] == 7
+            assert summary["restorer"]["strength"] == 1.0
             (flag,) = [r for r in summary["files"] if r["file"] == "flag.png"]
             assert flag["face_found"] is False and "landmarks" not in flag
             assert flag["framing"] == ("centre" if label == "aligned" else "margin 0.35")
@@ -261,6 +264,12 @@ def test_no_face_falls_back_and_no_align_is_the_earlier_path(tmp_path, restorer,
         for file in files:
             if file != "flag.png":
                 assert (runs[aligned] / file).read_bytes() != (runs[plain] / file).read_bytes()
+    # Without --strength: the daemon's default share of the network's change, said in the summary.
+    default = tmp_path / "default"
+    assert run_restore(str(src), str(default)).returncode == 0
+    summary = json.loads((default / SUMMARY_FILE).read_text())
+    assert summary["restorer"]["strength"] == RESTORE_STRENGTH_DEFAULT < 1.0
+    assert (default / "flag.png").read_bytes() != (runs["aligned"] / "flag.png").read_bytes()
 
 
 def face_psnr(detector, restorer, photos, name, kind, side, seed) -> dict[str, float]:

@@ -32,6 +32,7 @@ from edge.enhance.restorer import (
     aligned_crop_framing,
     resize_to,
 )
+from edge.settings import RESTORE_STRENGTH_DEFAULT
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SUMMARY_FILE = "restore-summary.json"
@@ -137,7 +138,8 @@ def write_summary(
     fallback: str,
 ) -> None:
     doc = {
-        "restorer": {"file": restorer.file_name, "version": restorer.version},
+        "restorer": {"file": restorer.file_name, "version": restorer.version,
+                     "strength": restorer.strength},
         "detector": detector.info(),
         "fallback": fallback,
         "restored": summary.restored,
@@ -168,6 +170,13 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not look for the face: every crop framed as --margin says, 160x160 output",
     )
+    r.add_argument(
+        "--strength",
+        type=float,
+        default=RESTORE_STRENGTH_DEFAULT,
+        help="share of the network's change kept over the plain upscale, 0..1 (as "
+        "enhance.restore.strength; default %(default)s, 1: the network alone)",
+    )
     r.add_argument("--models-dir", help="default: the shipped models")
 
 
@@ -179,7 +188,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"IN_DIR {in_dir} is not a folder", file=sys.stderr)
         return 2
     try:
-        restorer = FaceRestorer(args.backend, args.precision, args.threads, args.models_dir)
+        restorer = FaceRestorer(
+            args.backend, args.precision, args.threads, args.models_dir, args.strength
+        )
         detector = None
         if not args.no_align:
             detector = crop_detector(args.backend, args.threads, args.models_dir)

@@ -14,7 +14,7 @@ from edge.enhance.restorer import (
     aligned_crop_framing,
     blend_with_plain,
 )
-from edge.settings import MultiFrameSettings, RestoreSettings
+from edge.settings import EnhanceSettings, MultiFrameSettings, RestoreSettings
 
 
 class RestoreStep:
@@ -31,10 +31,16 @@ class RestoreStep:
         margin: float,
         max_eye_px: float | None = None,
         fusion: BurstFusion | None = None,
+        average_max_eye_px: float | None = None,
     ):
+        """`max_eye_px`: the network's gate (None: every face); `fusion`: how a burst is fused
+        where the network runs (None: single frame); `average_max_eye_px`: faces the gate
+        skips up to this size are fused by frame averaging (None: never)."""
         self.restorer = restorer
         self.max_eye_px = max_eye_px
         self.fusion = fusion
+        self.average_max_eye_px = average_max_eye_px
+        self._averager = BurstFusion("average") if average_max_eye_px is not None else None
         self.version = restorer.version
         self.crop_size, self.margin = crop_size, margin
         self._framed = FramedRestorer(restorer, aligned_crop_framing(crop_size, margin))
@@ -53,7 +59,11 @@ class RestoreStep:
         strength: float = 1.0,
     ) -> RestoreStep:
         restorer = FaceRestorer(backend, precision, threads, models_dir, strength)
-        return cls(restorer, crop_size, margin, max_eye_px, open_fusion(multi_frame, restorer))
+        fusion = open_fusion(multi_frame, restorer)
+        average_above = None
+        if fusion is not None and max_eye_px is not None:
+            average_above = multi_frame.average_max_eye_px  # type: ignore[union-attr]
+        return cls(restorer, crop_size, margin, max_eye_px, fusion, average_above)
 
     @classmethod
     def from_settings(
@@ -87,6 +97,7 @@ class RestoreStep:
             "max_eye_px": self.max_eye_px,
             "strength": self.restorer.strength,
             "multi_frame": None if self.fusion is None else self.fusion.method,
+            "average_max_eye_px": self.average_max_eye_px,
         }
 
     def skip_reason(self, eye_px: float | None) -> str | None:
@@ -121,6 +132,41 @@ class RestoreStep:
         if self.fusion.method == "network":  # the same share of the network as for one frame
             restored = blend_with_plain(restored, burst[0].view, self.restorer.strength)
         return self._framed.put_back(bgr, restored), info
+
+    def average_skipped(
+        self, bgr: np.ndarray, burst: list[BurstFrame], eye_px: float | None
+    ) -> tuple[np.ndarray, dict] | None:
+        """A face the network skips but seen with the eyes at most `average_max_eye_px` apart,
+        restored from its burst by frame averaging (no network): the registered views'
+        per-pixel mean, put back into the crop. None: not such a face, or fewer than two
+        frames register (the crop stays as captured)."""
+        limit = self.average_max_eye_px
+        if self._averager is None or limit is None or eye_px is None or eye_px > limit:
+            return None
+        if len(burst) < 2:
+            return None
+        outcome = self._averager(burst)
+        if outcome.restored is None:
+            return None
+        info = {
+            "method": "average",
+            "version": self._averager.version,
+            "frames_fused": outcome.frames_fused,
+            "frames_dropped": outcome.dropped,
+            "wall_times": outcome.wall_times,
+        }
+        return self._framed.put_back(bgr, outcome.restored), info
+
+
+def buffered_max_eye_px(settings: EnhanceSettings) -> float | None:
+    """Faces seen with the eyes at most this far apart are kept in their track's frame buffer
+    (None: every face): those the network runs on and, above its gate, those frame averaging
+    fuses."""
+    gate = settings.restore.max_eye_px
+    average = settings.multi_frame.average_max_eye_px
+    if gate is None:
+        return None
+    return gate if average is None else max(gate, average)
 
 
 def open_fusion(settings: MultiFrameSettings | None, restorer: FaceRestorer) -> BurstFusion | None:

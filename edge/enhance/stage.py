@@ -108,6 +108,13 @@ class EnhancementStage:
                     params["fusion_version"] = fused["version"]
             elif reason is None:
                 image = step(image)
+            elif burst and (averaged := _average_skipped(step, image, burst, eye_px)):
+                # The network skips this face, but its frames still hold more than one frame.
+                image, fused = averaged
+                frames_fused, fused_times = fused["frames_fused"], fused["wall_times"]
+                params.update(multi_frame=fused["method"], frames_fused=frames_fused,
+                              frames_dropped=fused["frames_dropped"],
+                              fusion_version=fused["version"])  # fmt: skip
             if gate is not None:
                 params["applied"] = reason is None
                 if eye_px is not None:
@@ -117,3 +124,9 @@ class EnhancementStage:
             records.append({**record, "params": params})
         ms = (time.perf_counter() - start) * 1000.0
         return EnhanceResult(image, records, ms, frames_fused, fused_times)
+
+
+def _average_skipped(step, image, burst, eye_px) -> tuple[np.ndarray, dict] | None:
+    """A gated step's frame averaging of a face its network skips (None: it has none)."""
+    average = getattr(step, "average_skipped", None)
+    return average(image, burst, eye_px) if average is not None else None

@@ -14,6 +14,7 @@ from edge.detect.base import Detector
 from edge.detect.regions import RegionPlanner
 from edge.enhance import EnhancementStage
 from edge.enhance.burst import face_view
+from edge.enhance.restore_step import buffered_max_eye_px
 from edge.events import build_event
 from edge.settings import CameraSettings
 from edge.shots.best_shot import BestShotSelector, Shot
@@ -80,10 +81,10 @@ class FaceProcessor:
         if settings.best_shot.min_face_score > 0:
             face_check = FaceCheck.open(det.backend, int(det.threads), det.models_dir)
         enh = settings.enhance
-        # Frames are kept for multi-frame restoration only where the network will run.
+        # Frames are kept for multi-frame restoration only of faces the restore step fuses.
         multi = enh.multi_frame if enh.enabled and enh.restore.enabled else None
         selector = BestShotSelector(
-            settings.best_shot, tracker.min_hits, face_check, multi, enh.restore.max_eye_px,
+            settings.best_shot, tracker.min_hits, face_check, multi, buffered_max_eye_px(enh),
             face_view,
         )  # fmt: skip
         return cls(detector, tracker, selector, planner, follow_faces=det.follow_faces)

@@ -39,7 +39,7 @@ class Shot:
     shot_index: int = 0
     face: FaceCheckResult | None = None  # None: not checked (the check is off)
     # Multi-frame restoration: this shot's face first, then the track's frames to fuse with it
-    # (empty: multi-frame is off or the face is too large for the network).
+    # (empty: multi-frame is off or the face is too large to fuse).
     burst: list[BurstFrame] = field(default_factory=list)
 
 
@@ -67,8 +67,9 @@ class BestShotSelector:
         `min_hits`: the tracker's, below which a track is not trusted yet;
         `face_check`: scores every candidate (None: no check, every detection is a face);
         `multi_frame`: keep each track's recent faces for multi-frame restoration (None: off),
-        only of faces seen with the eyes at most `max_eye_px` apart (None: every face), as the
-        restoration network runs only on those; `face_view` makes the kept view of a face
+        only of faces seen with the eyes at most `max_eye_px` apart (None: every face), as only
+        those are fused (`edge.enhance.restore_step.buffered_max_eye_px`); `face_view` makes
+        the kept view of a face
         (the enhancement layer's, handed down by the pipeline)."""
         s = settings
         self.settings = s
@@ -155,7 +156,7 @@ class BestShotSelector:
             return None
         lm = np.asarray(shot.detection.landmarks, np.float64)
         if self.max_eye_px is not None and np.linalg.norm(lm[1] - lm[0]) > self.max_eye_px:
-            return None  # the network does not run on this face: nothing to fuse
+            return None  # too large to be fused: nothing to keep
         if st.frames is None:
             st.frames = TrackFrames(int(mf.max_frames))
         own = BurstFrame(

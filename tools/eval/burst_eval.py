@@ -41,9 +41,9 @@ import numpy as np
 
 from edge.enhance.burst import average_frames, register_burst
 from edge.enhance.fusion import FusionNetwork
-from edge.enhance.restorer import FaceRestorer, resize_to
+from edge.enhance.restorer import FaceRestorer, blend_with_plain, resize_to
 from tools.convert.restore.bursts import make_burst, to_views
-from tools.convert.restore.degrade import PRESETS
+from tools.convert.restore.degrade import PRESETS, DegradeParams
 from tools.eval.restore_eval import (
     SIZE,
     CleanCache,
@@ -61,36 +61,50 @@ from tools.eval.restore_eval import (
 )
 
 KS = (1, 2, 4, 8)
+METHODS = ("bicubic", "student", "average", "average_student", "fusion")
+# x2: a face seen with the eyes 20.6 px apart, the buffered 80 px view's own resolution (the
+# largest face frame averaging can fuse without shrinking it), twice the network's gate.
+BURST_PRESETS: dict[str, DegradeParams] = {**PRESETS, "x2": DegradeParams(factor=2, blur_sigma=1)}
 DEFAULT_LFW = Path(__file__).resolve().parents[2].parent / "shared/data/faces/lfw"
 
 
-def conditions() -> list[tuple[str, int]]:
+def conditions(methods: tuple[str, ...] = METHODS) -> list[tuple[str, int]]:
     out = [("bicubic", 1), ("student", 1)]
     out += [("average", k) for k in KS[1:]]
     out += [("average_student", max(KS))]
     out += [("fusion", k) for k in KS]
-    return out
+    return [(m, k) for m, k in out if m in methods]
 
 
 class Methods:
-    def __init__(self, precision: str = "int8"):
-        self.student = FaceRestorer("onnx", precision, 1)
+    def __init__(self, precision: str = "int8", strength: float = 1.0):
+        """`strength`: the product's enhance.restore.strength, applied as the daemon does: the
+        student's and the fusion network's change blended over frame 0's plain upscale."""
+        self.student = FaceRestorer("onnx", precision, 1, strength=strength)
         self.fusion = FusionNetwork(precision, 1)
+        self.strength = strength
 
-    def restore(self, frames: list[np.ndarray], views: list[np.ndarray]) -> dict:
-        """{(method, K): 160x160 BGR} for one burst; also the frames kept per K."""
+    def restore(
+        self, frames: list[np.ndarray], views: list[np.ndarray], methods: tuple[str, ...] = METHODS
+    ) -> dict:
+        """{(method, K): 160x160 BGR} for one burst and the `methods` asked for; also the
+        frames kept per K."""
         out: dict = {}
         out[("bicubic", 1)] = cv2.resize(frames[0], (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
-        out[("student", 1)] = self.student(views[0])
+        if "student" in methods:
+            out[("student", 1)] = self.student(views[0])
         kept = {}
         for k in KS:
             reg = register_burst(views[0], views[1:k])
             kept[k] = len(reg.views)
-            out[("fusion", k)] = self.fusion(reg.views)
+            if "fusion" in methods:
+                fused = self.fusion(reg.views)
+                out[("fusion", k)] = blend_with_plain(fused, views[0], self.strength)
             if k > 1:
                 mean = average_frames(reg.views)
-                out[("average", k)] = resize_to(mean, (SIZE, SIZE))
-                if k == max(KS):
+                if "average" in methods:
+                    out[("average", k)] = resize_to(mean, (SIZE, SIZE))
+                if k == max(KS) and "average_student" in methods:
                     out[("average_student", k)] = self.student(mean)
         return {"images": out, "kept": kept}
 
@@ -103,7 +117,7 @@ _ARGS: dict = {}
 def _init(args: dict) -> None:
     global _M, _J, _ARGS
     cv2.setNumThreads(1)
-    _M, _ARGS = Methods(args["precision"]), args
+    _M, _ARGS = Methods(args["precision"], args["strength"]), args
     _J = DlibJudge() if args["identity"] else None
 
 
@@ -114,8 +128,8 @@ def _process(task: tuple[int, str]) -> dict:
     res = {"idx": idx, "q": {}, "desc": {}, "kept": {}}
     for preset in _ARGS["presets"]:
         rng = np.random.default_rng([_ARGS["seed"], zlib.crc32(f"{rel}|{preset}".encode())])
-        burst = make_burst(clean, PRESETS[preset], max(KS), rng)
-        out = _M.restore(burst.frames, to_views(burst))
+        burst = make_burst(clean, BURST_PRESETS[preset], max(KS), rng)
+        out = _M.restore(burst.frames, to_views(burst), _ARGS["methods"])
         for (method, k), img in out["images"].items():
             key = (preset, method, k)
             res["q"][key] = (psnr(img, clean), ssim(img, clean))
@@ -132,12 +146,17 @@ def evaluate(args) -> dict:
     images = unique_images(pairs)
     index = {r: i for i, r in enumerate(images)}
     presets = args.presets.split(",")
-    keys = [(p, m, k) for p in presets for m, k in conditions()]
+    methods = tuple(m for m in args.methods.split(",") if m) + ("bicubic",)
+    unknown = set(methods) - set(METHODS)
+    if unknown or set(presets) - set(BURST_PRESETS):
+        raise SystemExit(f"unknown methods or presets: {sorted(unknown | (set(presets) - set(BURST_PRESETS)))}")
+    keys = [(p, m, k) for p in presets for m, k in conditions(methods)]
     q = {key: np.zeros((len(images), 2)) for key in keys}
     desc = {key: np.zeros((len(images), 128), np.float32) for key in keys}
     kept = {(p, k): np.zeros(len(images)) for p in presets for k in KS}
     shared = {"lfw": str(args.lfw), "presets": presets, "seed": args.seed,
-              "identity": not args.no_identity, "precision": args.precision}  # fmt: skip
+              "identity": not args.no_identity, "precision": args.precision,
+              "methods": methods, "strength": args.strength}  # fmt: skip
     t0 = time.time()
     tasks = list(enumerate(images))
     if args.workers > 1:
@@ -191,7 +210,7 @@ def evaluate(args) -> dict:
             d_bic = np.linalg.norm(
                 desc[(p, "bicubic", 1)][ia] - desc[(p, "bicubic", 1)][ib], axis=1
             )
-        for m, k in conditions():
+        for m, k in conditions(methods):
             row = {"psnr": round(float(q[(p, m, k)][:, 0].mean()), 3),
                    "ssim": round(float(q[(p, m, k)][:, 1].mean()), 4),
                    "frames_kept": round(float(kept[(p, k)].mean()), 2)}  # fmt: skip
@@ -207,6 +226,7 @@ def evaluate(args) -> dict:
         "presets": presets,
         "ks": list(KS),
         "precision": args.precision,
+        "strength": args.strength,
         "seed": args.seed,
         "seconds": round(time.time() - t0, 1),
         "command": " ".join(["python -m tools.eval.burst_eval", *sys.argv[1:]]),
@@ -219,23 +239,29 @@ def _pct(v) -> str:
 
 
 def report_md(out: dict) -> str:
+    """The tables of OUT/results.md. TAR columns: at equal FAR 1 % (each method's threshold
+    set on its own different-person pairs, the ROC point) and at the threshold that gives FAR
+    1 % to the preset's one-frame bicubic pairs (with the FAR the method reaches there)."""
     meta, res = out["meta"], out["results"]
     lines = [f"# Multi-frame restoration on LFW bursts ({meta['pairs']}, {meta['n_pairs']} pairs)",
-             "", f"`{meta['command']}`", ""]  # fmt: skip
+             "", f"`{meta['command']}`", "",
+             f"Network strength (enhance.restore.strength): {meta.get('strength', 1.0):g}", ""]  # fmt: skip
     for p in meta["presets"]:
         lines += [f"## {p}", "", "| method | K | frames kept | PSNR | SSIM | acc@0.6 | "
-                  "TAR@FAR1% (clean thr.) | TAR@FAR1% (bicubic thr.) | AUC |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "TAR / FAR @0.6 | TAR@FAR1% (equal FAR) | TAR (FAR) at bicubic thr. | AUC |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, row in res[p].items():
             method, k = name.rsplit("_k", 1)
             ident = row.get("identity", {})
-            far = ident.get("tar_at_far", {}).get("far_1%", {})
-            tar = {r: far.get(r, {}).get("tar") if isinstance(far, dict) else None
-                   for r in ("clean", "bicubic")}  # fmt: skip
+            at1 = ident.get("tar_at_far", {}).get("1%", {})
+            at1 = at1 if isinstance(at1, dict) else {}
+            own, bic = at1.get("own", {}), at1.get("bicubic", {})
             lines.append(
                 f"| {method} | {k} | {row['frames_kept']} | {row['psnr']:.2f} | "
-                f"{row['ssim']:.4f} | {_pct(ident.get('acc_at_0.6'))} | {_pct(tar['clean'])} | "
-                f"{_pct(tar['bicubic'])} | {ident.get('auc', float('nan')):.4f} |"
+                f"{row['ssim']:.4f} | {_pct(ident.get('acc_at_0.6'))} | "
+                f"{_pct(ident.get('tar_at_0.6'))} / {_pct(ident.get('far_at_0.6'))} | "
+                f"{_pct(own.get('tar'))} | {_pct(bic.get('tar'))} ({_pct(bic.get('far'))}) | "
+                f"{ident.get('auc', float('nan')):.4f} |"
             )
         lines.append("")
     return "\n".join(lines) + "\n"
@@ -245,17 +271,27 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     ap.add_argument("--pairs", default="stratified:1200")
-    ap.add_argument("--presets", default="x4,x8")
+    ap.add_argument("--presets", default="x4,x8",
+                    help=f"of {', '.join(BURST_PRESETS)}")  # fmt: skip
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="methods to run (bicubic always runs: the baseline)")  # fmt: skip
     ap.add_argument("--precision", choices=["int8", "fp32"], default="int8")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--strength", type=float, default=1.0,
+                    help="enhance.restore.strength for the student and the fusion network")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-identity", action="store_true")
     ap.add_argument("--cache-dir", type=Path, default=Path("var/eval/cache"))
     ap.add_argument("--out", type=Path, default=Path("var/eval/burst"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite OUT/results.md from OUT/results.json, evaluating nothing")  # fmt: skip
     args = ap.parse_args(argv)
-    out = evaluate(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(out, indent=1) + "\n")
+    if args.report_only:
+        out = json.loads((args.out / "results.json").read_text())
+    else:
+        out = evaluate(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(out, indent=1) + "\n")
     md = report_md(out)
     (args.out / "results.md").write_text(md)
     print(md)
