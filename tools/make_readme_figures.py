@@ -1,8 +1,8 @@
 """Pictures for the README, from the built-in demo clip (public-domain photos):
 an annotated frame and a sheet of original vs enhanced crops; and, from the two shipped
 photos, a multi-frame strip: one frame of a synthetic x8 burst enlarged bicubic, the
-single-frame network on it, frame averaging of 8 frames, the fusion network on 8 frames,
-and the photo.
+single-frame network on it, frame averaging of 8 frames, the fusion network on 8 frames (both
+networks at the daemon's default strength), and the photo.
 
     python -m tools.make_readme_figures --out docs/img
 """
@@ -30,11 +30,12 @@ def multi_frame_strip(preset: str = "x8", k: int = 8, seed: int = 0) -> np.ndarr
     from edge.detect import FaceDetector
     from edge.enhance.burst import average_frames, face_view, register_burst
     from edge.enhance.fusion import FusionNetwork
-    from edge.enhance.restorer import FaceRestorer, resize_to
+    from edge.enhance.restorer import FaceRestorer, blend_with_plain, resize_to
+    from edge.settings import RESTORE_STRENGTH_DEFAULT as STRENGTH
     from tools.convert.restore.bursts import make_burst, to_views
     from tools.convert.restore.degrade import PRESETS
 
-    finder, student, fusion = FaceDetector(), FaceRestorer(), FusionNetwork()
+    finder, student, fusion = FaceDetector(), FaceRestorer(strength=STRENGTH), FusionNetwork()
     titles = ["one frame", "restored, 1 frame", f"averaged, {k}", f"fused, {k}", "photo"]
     rows = []
     for name in ("grace_hopper", "astronaut"):
@@ -48,7 +49,7 @@ def multi_frame_strip(preset: str = "x8", k: int = 8, seed: int = 0) -> np.ndarr
             cv2.resize(burst.frames[0], (160, 160), interpolation=cv2.INTER_CUBIC),
             student(views[0]),
             resize_to(average_frames(reg.views), (160, 160)),
-            fusion(reg.views),
+            blend_with_plain(fusion(reg.views), views[0], STRENGTH),
             clean,
         ]
         gap = np.full((160, 4, 3), 255, np.uint8)
@@ -85,7 +86,10 @@ def main() -> int:
     best_frame, enhancer = best["frame"], camera.builder.enhancer
     cv2.imwrite(str(args.out / "annotated-frame.jpg"), best_frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
     shots = sorted(shots, key=lambda s: -s.quality.overall)[:4]
-    pairs = [(s.crop, enhancer(s.crop, eye_px=eye_distance(s.detection)).image) for s in shots]
+    pairs = [
+        (s.crop, enhancer(s.crop, eye_px=eye_distance(s.detection), burst=s.burst).image)
+        for s in shots
+    ]
     labels = [f"#{s.track_id} {s.reason} q{s.quality.overall:.2f}" for s in shots]
     cv2.imwrite(str(args.out / "crops-original-vs-enhanced.jpg"), contact_sheet(pairs, labels))
     cv2.imwrite(str(args.out / "multi-frame-strip.jpg"), multi_frame_strip())
