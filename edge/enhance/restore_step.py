@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.enhance.burst import BurstFrame
-from edge.enhance.fusion import BurstFusion, FusionNetwork
+from edge.enhance.fusion import BurstFusion, FusionNetwork, FusionOutcome
 from edge.enhance.restorer import (
     FaceRestorer,
     FramedRestorer,
@@ -40,7 +40,7 @@ class RestoreStep:
         self.max_eye_px = max_eye_px
         self.fusion = fusion
         self.average_max_eye_px = average_max_eye_px
-        self._averager = BurstFusion("average") if average_max_eye_px is not None else None
+        self._averager = BurstFusion("average")
         self.version = restorer.version
         self.crop_size, self.margin = crop_size, margin
         self._framed = FramedRestorer(restorer, aligned_crop_framing(crop_size, margin))
@@ -119,13 +119,7 @@ class RestoreStep:
         if self.fusion is None or len(burst) < 2:
             return self(bgr), {"frames_fused": 1, "wall_times": [f.wall_time for f in burst[:1]]}
         outcome = self.fusion(burst)
-        info = {
-            "method": self.fusion.method,
-            "version": self.fusion.version,
-            "frames_fused": outcome.frames_fused,
-            "frames_dropped": outcome.dropped,
-            "wall_times": outcome.wall_times,
-        }
+        info = fusion_record(self.fusion, outcome)
         if outcome.restored is None:
             return self(bgr), info
         restored = outcome.restored
@@ -141,21 +135,23 @@ class RestoreStep:
         per-pixel mean, put back into the crop. None: not such a face, or fewer than two
         frames register (the crop stays as captured)."""
         limit = self.average_max_eye_px
-        if self._averager is None or limit is None or eye_px is None or eye_px > limit:
-            return None
-        if len(burst) < 2:
+        if limit is None or eye_px is None or eye_px > limit:
             return None
         outcome = self._averager(burst)
         if outcome.restored is None:
             return None
-        info = {
-            "method": "average",
-            "version": self._averager.version,
-            "frames_fused": outcome.frames_fused,
-            "frames_dropped": outcome.dropped,
-            "wall_times": outcome.wall_times,
-        }
-        return self._framed.put_back(bgr, outcome.restored), info
+        return self._framed.put_back(bgr, outcome.restored), fusion_record(self._averager, outcome)
+
+
+def fusion_record(fusion: BurstFusion, outcome: FusionOutcome) -> dict:
+    """What a burst's fusion did, for the stage's record and the event."""
+    return {
+        "method": fusion.method,
+        "version": fusion.version,
+        "frames_fused": outcome.frames_fused,
+        "frames_dropped": outcome.dropped,
+        "wall_times": outcome.wall_times,
+    }
 
 
 def buffered_max_eye_px(settings: EnhanceSettings) -> float | None:

@@ -99,22 +99,21 @@ class EnhancementStage:
             gate = getattr(step, "skip_reason", None)
             reason = gate(eye_px) if gate is not None else None
             from_burst = getattr(step, "restore_burst", None)
+            fused = None
             if reason is None and burst and from_burst is not None:
                 image, fused = from_burst(image, burst)
-                frames_fused, fused_times = fused["frames_fused"], fused["wall_times"]
-                params["frames_fused"] = frames_fused
-                if "frames_dropped" in fused:
-                    params["frames_dropped"] = fused["frames_dropped"]
-                    params["fusion_version"] = fused["version"]
             elif reason is None:
                 image = step(image)
             elif burst and (averaged := _average_skipped(step, image, burst, eye_px)):
                 # The network skips this face, but its frames still hold more than one frame.
                 image, fused = averaged
+            if fused is not None:
                 frames_fused, fused_times = fused["frames_fused"], fused["wall_times"]
-                params.update(multi_frame=fused["method"], frames_fused=frames_fused,
-                              frames_dropped=fused["frames_dropped"],
-                              fusion_version=fused["version"])  # fmt: skip
+                params["frames_fused"] = frames_fused
+                if "frames_dropped" in fused:
+                    params["multi_frame"] = fused["method"]
+                    params["frames_dropped"] = fused["frames_dropped"]
+                    params["fusion_version"] = fused["version"]
             if gate is not None:
                 params["applied"] = reason is None
                 if eye_px is not None:

@@ -147,9 +147,9 @@ def evaluate(args) -> dict:
     index = {r: i for i, r in enumerate(images)}
     presets = args.presets.split(",")
     methods = tuple(m for m in args.methods.split(",") if m) + ("bicubic",)
-    unknown = set(methods) - set(METHODS)
-    if unknown or set(presets) - set(BURST_PRESETS):
-        raise SystemExit(f"unknown methods or presets: {sorted(unknown | (set(presets) - set(BURST_PRESETS)))}")
+    unknown = sorted((set(methods) - set(METHODS)) | (set(presets) - set(BURST_PRESETS)))
+    if unknown:
+        raise SystemExit(f"unknown methods or presets: {unknown}")
     keys = [(p, m, k) for p in presets for m, k in conditions(methods)]
     q = {key: np.zeros((len(images), 2)) for key in keys}
     desc = {key: np.zeros((len(images), 128), np.float32) for key in keys}
