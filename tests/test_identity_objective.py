@@ -126,3 +126,36 @@ def test_face_crop_is_the_encoder_input():
     z = IdentityEncoder(width=8).eval()(c)
     assert z.shape == (3, 128)
     assert np.allclose(z.norm(dim=1).detach().numpy(), 1.0, atol=1e-5)
+
+
+@pytest.mark.requires("onnx")
+def test_detail_only_student_keeps_the_coarse_face(tmp_path):
+    """restore-2.x's constraint: with `detail_sigma` the network's change over the upsampled
+    input is high-passed (response 1 - exp(-2 pi^2 sigma^2 f^2)), so at the coarse scale (a
+    blur of 3 sigma) the output is the upsampled input, away from the borders; the exported
+    ONNX graph computes the same."""
+    import torch
+
+    from tools.convert.restore.export import export_student_onnx
+    from tools.convert.restore.identity import check_onnx_match, load_student_from_onnx
+    from tools.convert.restore.models import gaussian_kernel_1d, separable_blur, upsample_input
+
+    net = load_student_from_onnx(SHIPPED_FP32, "xl").eval()
+    x = _faces(2)
+    x = torch.nn.functional.interpolate(x, size=(40, 40), mode="area") * 0.8 + 0.1
+    with torch.no_grad():
+        change = net(x) - upsample_input(x, 4)
+        net.set_detail_sigma(2.0)
+        detail = net(x) - upsample_input(x, 4)
+        inner = (slice(None), slice(None), slice(24, -24), slice(24, -24))
+        coarse = gaussian_kernel_1d(6.0).view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+        coarse_before = separable_blur(change, coarse)[inner].abs().mean()
+        coarse_after = separable_blur(detail, coarse)[inner].abs().mean()
+    assert float(coarse_before) > 0.005  # restore-1.1 does move the coarse face
+    assert float(coarse_after) < 0.15 * float(coarse_before)
+    # The fine detail is the same network's: unchanged by the constraint.
+    fine_before = (change - separable_blur(change, net.gauss))[inner]
+    assert torch.allclose(fine_before, detail[inner], atol=2e-3)
+    path = tmp_path / "detail.onnx"
+    export_student_onnx(net, path)
+    assert check_onnx_match(net, path, n=2) < 1e-4

@@ -131,6 +131,35 @@ def test_blend_keeps_the_given_share_of_the_network():
             re.build_restorer(re.parse_restorer(bad))
 
 
+def test_low_pass_split_and_back_projection_keep_what_the_camera_saw():
+    """`lowpass:S:SPEC` takes the coarse face from the plain upscale and the detail from the
+    network; `consistent:N:SPEC` makes the output, shrunk back, closer to the camera's image."""
+    img = cv2.imread(str(ASSETS_DIR / "astronaut.jpg"))[40:210, 140:310]
+    deg = cv2.resize(cv2.resize(img, (160, 160)), (40, 40), interpolation=cv2.INTER_AREA)
+    model = "onnx:models/quantized/restore_student_int8.onnx"
+    net = re.restore_to_size(re.build_restorer(re.parse_restorer(model)), deg).astype(float)
+    plain = re.bicubic_up(deg).astype(float)
+    split = re.build_restorer(re.parse_restorer(f"lowpass:3:{model}"))(deg).astype(float)
+
+    def coarse(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), 9)[30:-30, 30:-30]
+
+    def fine(x: np.ndarray) -> np.ndarray:
+        return (x - cv2.GaussianBlur(x, (0, 0), 1))[30:-30, 30:-30]
+
+    assert np.abs(coarse(split) - coarse(plain)).mean() < 0.3 * np.abs(coarse(net) - coarse(plain)).mean()
+    assert np.abs(fine(split) - fine(net)).mean() < 0.3 * np.abs(fine(plain) - fine(net)).mean()
+
+    def mismatch(x: np.ndarray) -> float:
+        return float(np.abs(cv2.resize(x, (40, 40), interpolation=cv2.INTER_AREA) - deg).mean())
+
+    bp = re.build_restorer(re.parse_restorer(f"consistent:2:{model}"))(deg).astype(np.float32)
+    assert mismatch(bp) < 0.5 * mismatch(net.astype(np.float32))
+    for bad in ("lowpass:0:" + model, "lowpass:3", "consistent:x:" + model, "consistent:1"):
+        with pytest.raises(ValueError):
+            re.build_restorer(re.parse_restorer(bad))
+
+
 def test_restorers_and_model_contract():
     deg = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     for spec in ("bicubic", "classical"):

@@ -591,9 +591,56 @@ class Blend:
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+class LowPassFromPlain:
+    """``lowpass:SIGMA:SPEC``: the bicubic upscale's low frequencies (Gaussian, SIGMA output
+    pixels) with the restorer SPEC's high frequencies on top: out + G(plain - out). Tests
+    whether the network loses identity by moving the face's coarse shape (which the camera did
+    see) or by the detail it adds."""
+
+    def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
+        sigma, _, inner = arg.partition(":")
+        try:
+            self.sigma = float(sigma)
+        except ValueError:
+            raise ValueError(f"lowpass:{arg}: use lowpass:SIGMA:SPEC, SIGMA > 0") from None
+        if self.sigma <= 0 or not inner:
+            raise ValueError(f"lowpass:{arg}: use lowpass:SIGMA:SPEC, SIGMA > 0")
+        self.inner = build_restorer(parse_restorer(inner), model_input)
+
+    def __call__(self, deg: np.ndarray) -> np.ndarray:
+        net = to_size(np.ascontiguousarray(self.inner(deg))).astype(np.float32)
+        plain = bicubic_up(deg).astype(np.float32)
+        out = net + cv2.GaussianBlur(plain - net, (0, 0), self.sigma)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class Consistent:
+    """``consistent:N:SPEC``: N rounds of back-projection (Irani and Peleg 1991) on the
+    restorer SPEC's output: out += bicubic_up(deg - area_down(out)), so that shrunk back to the
+    camera's size the face is what the camera saw."""
+
+    def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
+        rounds, _, inner = arg.partition(":")
+        if not rounds.isdigit() or not inner:
+            raise ValueError(f"consistent:{arg}: use consistent:N:SPEC, N rounds >= 1")
+        self.rounds = int(rounds)
+        self.inner = build_restorer(parse_restorer(inner), model_input)
+
+    def __call__(self, deg: np.ndarray) -> np.ndarray:
+        out = to_size(np.ascontiguousarray(self.inner(deg))).astype(np.float32)
+        h, w = deg.shape[:2]
+        d = deg.astype(np.float32)
+        for _ in range(self.rounds):
+            small = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+            out += cv2.resize(d - small, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 RESTORERS: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {
     "edge": ProductChain,
     "blend": Blend,
+    "lowpass": LowPassFromPlain,
+    "consistent": Consistent,
     "bicubic": lambda arg, model_input: Bicubic(),
     "classical": lambda arg, model_input: Classical(),
     "onnx": OnnxRestorer,
@@ -618,7 +665,7 @@ def parse_restorer(spec: str) -> RestorerSpec:
     kind, _, arg = spec.partition(":")
     if kind not in RESTORERS:
         raise ValueError(f"unknown restorer {kind!r}; one of {', '.join(RESTORERS)}")
-    if kind in ("onnx", "tflite", "torch", "edge", "blend") and not arg:
+    if kind in ("onnx", "tflite", "torch", "edge", "blend", "lowpass", "consistent") and not arg:
         raise ValueError(f"restorer {kind!r} needs a model path: {kind}:PATH")
     if label is None:
         label = kind if not arg else f"{kind}:{Path(arg).stem}"

@@ -24,6 +24,7 @@ from tools.convert.restore.models import Student, Teacher, count_macs, count_par
 def load_student(path: Path) -> tuple[Student, dict]:
     s = load_ckpt(path, torch.device("cpu"))
     cfg = {k: s["config"][k] for k in ("nf", "n_body", "hr_nf")}
+    cfg["detail_sigma"] = float(s["config"].get("detail_sigma", 0.0))
     net = Student(**cfg)
     net.load_state_dict(s["ema"])
     return net.eval(), s

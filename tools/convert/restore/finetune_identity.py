@@ -112,6 +112,10 @@ def main(argv=None) -> None:
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--bank", type=int, default=1024, help="clean embeddings kept as negatives")
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument(
+        "--detail-sigma", type=float, default=0.0,
+        help="> 0: high-pass the network's residual (Gaussian sigma, output px): detail only",
+    )  # fmt: skip
     ap.set_defaults(batch=16, workers=1, threads=1, preset_mix=0.7, ckpt_every=200, max_images=8000)
     args = ap.parse_args(argv)
     if args.workers > 1 or (args.threads or 1) > 1:
@@ -127,6 +131,9 @@ def main(argv=None) -> None:
         if diff > 1e-4:
             raise SystemExit(f"{args.init}: torch differs from ONNX Runtime by {diff:.2e}")
         init_desc = f"{args.init} (max |torch - ort| {diff:.1e})"
+    if args.detail_sigma > 0:
+        student.set_detail_sigma(args.detail_sigma)
+        init_desc += f", residual high-passed at sigma {args.detail_sigma}"
     print(f"init from {init_desc}")
     student.train()
     encoder = None
@@ -155,7 +162,7 @@ def main(argv=None) -> None:
             "student": student.state_dict(),
             "opt": opt.state_dict(),
             "ema": ema.net.state_dict(),
-            "config": {"size": size, **STUDENT_CONFIGS[size]},
+            "config": {"size": size, **STUDENT_CONFIGS[size], "detail_sigma": args.detail_sigma},
             "io": {"lr": args.lr_size, "hr": args.hr_size},
             "args": {k: str(v) for k, v in vars(args).items()},
             "init": init_desc,

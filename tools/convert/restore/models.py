@@ -28,6 +28,23 @@ def upsample_input(x: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
 
 
+def gaussian_kernel_1d(sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps (radius 3 sigma)."""
+    radius = max(1, int(3.0 * sigma + 0.5))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def separable_blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Per-channel Gaussian blur (reflected borders) as two depthwise convs (ONNX Pad + Conv);
+    `taps`: (channels, 1, 1, n), the 1-D kernel per channel."""
+    c, n = taps.shape[0], taps.shape[-1]
+    pad = n // 2
+    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), taps, groups=c)
+    return F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), taps.transpose(2, 3), groups=c)
+
+
 class ResBlock(nn.Module):
     def __init__(self, c: int, res_scale: float = 0.2):
         super().__init__()
@@ -114,11 +131,18 @@ class PatchDiscriminator(nn.Module):
 class Student(nn.Module):
     """Conv + ReLU only; image-space residual over a bilinear x4 upsample; output in [0, 1]."""
 
-    def __init__(self, nf: int = 32, n_body: int = 6, hr_nf: int = 16, scale: int = 4):
+    def __init__(
+        self, nf: int = 32, n_body: int = 6, hr_nf: int = 16, scale: int = 4,
+        detail_sigma: float = 0.0,
+    ):  # fmt: skip
         super().__init__()
         if scale != 4:
             raise ValueError("the student upsamples by 4 (two PixelShuffle x2 stages)")
         self.scale = scale
+        # > 0: the residual is high-passed (minus its Gaussian blur of this sigma, output
+        # pixels), so the network can add detail but cannot move the face's coarse shape,
+        # which the camera did see (restore-2.x, issue 10).
+        self.set_detail_sigma(detail_sigma)
         self.head = nn.Conv2d(3, nf, 3, padding=1)
         self.body = nn.ModuleList(nn.Conv2d(nf, nf, 3, padding=1) for _ in range(n_body))
         self.up1 = nn.Conv2d(nf, hr_nf * 4, 3, padding=1)
@@ -127,6 +151,11 @@ class Student(nn.Module):
         nn.init.zeros_(self.up2.weight)
         nn.init.zeros_(self.up2.bias)
 
+    def set_detail_sigma(self, sigma: float) -> None:
+        self.detail_sigma = float(sigma)
+        taps = gaussian_kernel_1d(self.detail_sigma) if self.detail_sigma > 0 else torch.ones(1)
+        self.register_buffer("gauss", taps.view(1, 1, 1, -1).repeat(3, 1, 1, 1), persistent=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = F.relu(self.head(x))
         h = f
@@ -134,6 +163,8 @@ class Student(nn.Module):
             h = F.relu(conv(h))
         h = F.relu(self.ps(self.up1(h + f)))
         r = self.ps(self.up2(h))
+        if self.detail_sigma > 0:
+            r = r - separable_blur(r, self.gauss)
         return torch.clamp(upsample_input(x, self.scale) + r, 0.0, 1.0)
 
 
