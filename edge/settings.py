@@ -436,6 +436,10 @@ RESTORE_STRENGTH_DEFAULT = 0.5
 # The buffered 80 px view holds a face's eyes 41.2/160 x 80 = 20.6 px apart: up to there,
 # averaging views loses none of the camera's pixels (tools.eval.burst_eval, preset x2).
 AVERAGE_MAX_EYE_PX_DEFAULT = 20.0
+# With a burst, the fusion network (half strength, over the frames' average) beat frame
+# averaging on identity at x4 (eyes 10.3 px apart) on LFW bursts and did not at x3 (13.7 px)
+# (FUSION_MODEL_CARD.md): the switch sits at the largest size measured to gain.
+NETWORK_MAX_EYE_PX_DEFAULT = 10.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -474,8 +478,8 @@ class RestoreSettings(_Section):
 class MultiFrameSettings(_Section):
     """Multi-frame restoration: a published face is restored from several frames of its track,
     registered onto it, instead of from the one frame: by the fusion network where the
-    restoration network runs (restore.max_eye_px), by frame averaging on faces up to
-    average_max_eye_px above it."""
+    restoration network runs (restore.max_eye_px) and on faces up to network_max_eye_px, by
+    frame averaging on larger faces up to average_max_eye_px."""
 
     enabled: bool = setting(
         True,
@@ -503,6 +507,15 @@ class MultiFrameSettings(_Section):
         "shot's are fused (another view of the head does not register onto it).",
         minimum=0,
         maximum=180,
+    )
+    network_max_eye_px: float | None = setting(
+        NETWORK_MAX_EYE_PX_DEFAULT,
+        "Faces the single-frame network skips (eyes more than restore.max_eye_px apart) but "
+        "seen with the eyes at most this many pixels apart are restored by the fusion network "
+        "when at least two of their frames register (method network): several frames hold "
+        "what one frame shrunk to the network's input loses. Measured on LFW bursts (python "
+        "-m tools.eval.burst_eval). null: only up to restore.max_eye_px.",
+        exclusive_minimum=0,
     )
     average_max_eye_px: float | None = setting(
         AVERAGE_MAX_EYE_PX_DEFAULT,

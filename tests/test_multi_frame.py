@@ -15,10 +15,16 @@ import pytest
 from edge.capture.demo import ASSETS_DIR
 from edge.detect import FaceDetector
 from edge.enhance import EnhancementStage
-from edge.enhance.burst import VIEW_SIDE, BurstFrame, face_view, register_burst
+from edge.enhance.burst import VIEW_SIDE, BurstFrame, average_frames, face_view, register_burst
 from edge.enhance.fusion import BurstFusion, FusionNetwork, fill_frames, fusion_file_name
 from edge.enhance.restore_step import RestoreStep, buffered_max_eye_px
-from edge.enhance.restorer import FaceRestorer, resize_to
+from edge.enhance.restorer import (
+    FaceRestorer,
+    FramedRestorer,
+    aligned_crop_framing,
+    blend_with_plain,
+    resize_to,
+)
 from edge.runtime.manifest import ModelIntegrityError, default_models_dir
 from edge.settings import (
     BestShotSettings,
@@ -198,6 +204,28 @@ def test_restore_step_reports_what_it_fused(clean_faces, student):
     assert info1["frames_fused"] == 1 and np.array_equal(single, step(crop))
 
 
+def test_partial_strength_blends_the_fused_face_over_the_frame_average(clean_faces):
+    """Below strength 1 the fused face is blended over the registered frames' mean (the
+    burst's averaged noise), not over the published frame alone."""
+    fusion = BurstFusion("network", FusionNetwork("int8"))
+    restorer = FaceRestorer("onnx", "int8", strength=0.5)
+    half = RestoreStep(restorer, 160, 0.35, None, fusion)
+    clean = clean_faces["grace_hopper"]
+    burst = make_burst(clean, PRESETS["x8"], 8, np.random.default_rng(3))
+    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
+    outcome = fusion(frames)
+    reg = register_burst(frames[0].view, [f.view for f in frames[1:]])
+    assert np.array_equal(outcome.average, average_frames(reg.views))
+    over_average = blend_with_plain(outcome.restored, outcome.average, 0.5)
+    over_one = blend_with_plain(outcome.restored, frames[0].view, 0.5)
+    crop = resize_to(burst.frames[0], (160, 160))
+    image, info = half.restore_burst(crop, frames)
+    assert info["frames_fused"] == len(reg.views) == 8
+    framed = FramedRestorer(restorer, aligned_crop_framing(160, 0.35))
+    assert np.array_equal(image, framed.put_back(crop, over_average))
+    assert not np.array_equal(image, framed.put_back(crop, over_one))
+
+
 def test_a_face_above_the_network_gate_is_fused_by_frame_averaging(clean_faces, student):
     step = RestoreStep(student, 160, 0.35, 9.0, BurstFusion("network", FusionNetwork("int8")),
                        average_max_eye_px=20.0)  # fmt: skip
@@ -211,8 +239,8 @@ def test_a_face_above_the_network_gate_is_fused_by_frame_averaging(clean_faces, 
     assert record["multi_frame"] == "average" and record["fusion_version"] == "frame-average-1"
     assert out.frames_fused == record["frames_fused"] == 6
     assert out.fused_times == [f.wall_time for f in frames]
-    # The average of the registered views, put back: what step.average_skipped returns.
-    averaged, _ = step.average_skipped(crop, frames, 14.0)
+    # The average of the registered views, put back: what step.fuse_skipped returns.
+    averaged, _ = step.fuse_skipped(crop, frames, 14.0)
     assert np.array_equal(out.image, averaged) and not np.array_equal(out.image, crop)
     # Larger than the buffered view holds, or one frame: the crop as captured.
     for eye_px, burst_frames in ((24.0, frames), (14.0, frames[:1])):
@@ -222,20 +250,53 @@ def test_a_face_above_the_network_gate_is_fused_by_frame_averaging(clean_faces, 
         assert "frames_fused" not in kept.stages[0]["params"]
 
 
+def test_a_face_just_above_the_gate_is_fused_by_the_network_when_it_has_frames(
+    clean_faces, student
+):
+    """Between restore.max_eye_px and multi_frame.network_max_eye_px the fusion network runs
+    on a burst (the record says applied, the fusion network's version); one frame alone keeps
+    the crop; above it, frame averaging."""
+    fusion = BurstFusion("network", FusionNetwork("int8"))
+    step = RestoreStep(student, 160, 0.35, 9.0, fusion, average_max_eye_px=20.0,
+                       network_max_eye_px=10.5)  # fmt: skip
+    stage = EnhancementStage([step])
+    burst = make_burst(clean_faces["astronaut"], PRESETS["x4"], 6, np.random.default_rng(5))
+    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
+    crop = resize_to(burst.frames[0], (160, 160))
+    out = stage(crop, eye_px=10.3, burst=frames)
+    record = out.stages[0]["params"]
+    assert record["applied"] is True and "skipped_because" not in record
+    assert record["multi_frame"] == "network" and record["fusion_version"] == fusion.version
+    assert out.frames_fused == 6 and record["network_max_eye_px"] == 10.5
+    fused, _ = step.restore_burst(crop, frames)  # what the network gives inside its gate
+    assert np.array_equal(out.image, fused)
+    alone = stage(crop, eye_px=10.3, burst=frames[:1])
+    assert alone.stages[0]["params"]["applied"] is False and np.array_equal(alone.image, crop)
+    above = stage(crop, eye_px=11.0, burst=frames).stages[0]["params"]
+    assert above["applied"] is False and above["fusion_version"] == "frame-average-1"
+
+
 def test_faces_are_buffered_up_to_the_frame_averaging_limit():
     on = EnhanceSettings()
     assert on.multi_frame.average_max_eye_px == 20.0 and on.restore.max_eye_px == 9.0
     assert buffered_max_eye_px(on) == 20.0
     no_average = EnhanceSettings(multi_frame=MultiFrameSettings(average_max_eye_px=None))
-    assert buffered_max_eye_px(no_average) == 9.0
+    assert buffered_max_eye_px(no_average) == 10.5  # the fusion network's reach
+    neither = MultiFrameSettings(average_max_eye_px=None, network_max_eye_px=None)
+    assert buffered_max_eye_px(EnhanceSettings(multi_frame=neither)) == 9.0
     every_face = EnhanceSettings(restore=RestoreSettings(max_eye_px=None))
     assert buffered_max_eye_px(every_face) is None
     # multi-frame off: no averaging either
     off = RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None,
                                     MultiFrameSettings(enabled=False))  # fmt: skip
     assert off.average_max_eye_px is None and off.params["average_max_eye_px"] is None
+    assert off.network_max_eye_px is None
     step = RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None, MultiFrameSettings())
-    assert step.params["average_max_eye_px"] == 20.0
+    assert step.params["average_max_eye_px"] == 20.0 and step.params["network_max_eye_px"] == 10.5
+    # frame averaging as the method: no network above the gate
+    avg = RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None,
+                                    MultiFrameSettings(method="average"))  # fmt: skip
+    assert avg.network_max_eye_px is None
 
 
 def test_the_tflite_backend_fuses_with_its_fixed_frame_model(clean_faces, fusion):

@@ -2,7 +2,8 @@
 an annotated frame and a sheet of original vs enhanced crops; and, from the two shipped
 photos, a multi-frame strip: one frame of a synthetic x8 burst enlarged bicubic, the
 single-frame network on it, frame averaging of 8 frames, the fusion network on 8 frames (both
-networks at the daemon's default strength), and the photo.
+networks at the daemon's default strength, the fused face blended over the frames' average as
+the daemon does), and the photo.
 
     python -m tools.make_readme_figures --out docs/img
 """
@@ -45,11 +46,12 @@ def multi_frame_strip(preset: str = "x8", k: int = 8, seed: int = 0) -> np.ndarr
         burst = make_burst(clean, PRESETS[preset], k, np.random.default_rng(seed))
         views = to_views(burst)
         reg = register_burst(views[0], views[1:])
+        average = average_frames(reg.views)
         panels = [
             cv2.resize(burst.frames[0], (160, 160), interpolation=cv2.INTER_CUBIC),
             student(views[0]),
-            resize_to(average_frames(reg.views), (160, 160)),
-            blend_with_plain(fusion(reg.views), views[0], STRENGTH),
+            resize_to(average, (160, 160)),
+            blend_with_plain(fusion(reg.views), average, STRENGTH),  # as the daemon blends it
             clean,
         ]
         gap = np.full((160, 4, 3), 255, np.uint8)

@@ -82,12 +82,15 @@ class FusionNetwork:
 class FusionOutcome:
     """What fusing a burst did: the restored face in the model's framing at 160 px (None: too
     few frames, restore the single frame instead), the frames used (0 = the published one)
-    and their wall-clock times."""
+    and their wall-clock times; `average`: the registered views' mean at the view's size (the
+    plain face a partial strength blends the network's over: it carries the burst's
+    averaged noise, not frame 0's)."""
 
     restored: np.ndarray | None
     frames_fused: int
     wall_times: list[float] = field(default_factory=list)
     dropped: int = 0
+    average: np.ndarray | None = None
 
 
 class BurstFusion:
@@ -113,8 +116,9 @@ class BurstFusion:
         dropped = len(burst) - len(reg.used)
         if len(reg.views) < 2:
             return FusionOutcome(None, 1, times, dropped)
+        average = average_frames(reg.views)
         if self.method == "network":
             restored = self.network(reg.views)
         else:
-            restored = resize_to(average_frames(reg.views), (OUTPUT_SIDE, OUTPUT_SIDE))
-        return FusionOutcome(restored, len(reg.views), times, dropped)
+            restored = resize_to(average, (OUTPUT_SIDE, OUTPUT_SIDE))
+        return FusionOutcome(restored, len(reg.views), times, dropped, average)

@@ -104,9 +104,12 @@ class EnhancementStage:
                 image, fused = from_burst(image, burst)
             elif reason is None:
                 image = step(image)
-            elif burst and (averaged := _average_skipped(step, image, burst, eye_px)):
-                # The network skips this face, but its frames still hold more than one frame.
-                image, fused = averaged
+            elif burst and (from_frames := _fuse_skipped(step, image, burst, eye_px)):
+                # The single-frame network skips this face, but its frames hold more than one
+                # frame: the fusion network (then it ran: applied) or frame averaging.
+                image, fused = from_frames
+                if fused["method"] == "network":
+                    reason = None
             if fused is not None:
                 frames_fused, fused_times = fused["frames_fused"], fused["wall_times"]
                 params["frames_fused"] = frames_fused
@@ -125,7 +128,8 @@ class EnhancementStage:
         return EnhanceResult(image, records, ms, frames_fused, fused_times)
 
 
-def _average_skipped(step, image, burst, eye_px) -> tuple[np.ndarray, dict] | None:
-    """A gated step's frame averaging of a face its network skips (None: it has none)."""
-    average = getattr(step, "average_skipped", None)
-    return average(image, burst, eye_px) if average is not None else None
+def _fuse_skipped(step, image, burst, eye_px) -> tuple[np.ndarray, dict] | None:
+    """A gated step's multi-frame restoration of a face its single-frame network skips (None:
+    it has none, or it does not apply)."""
+    fuse = getattr(step, "fuse_skipped", None)
+    return fuse(image, burst, eye_px) if fuse is not None else None

@@ -18,9 +18,11 @@ Protocol (fixed so numbers compare across runs; pairs, images, judge and metrics
   `bicubic` (frame 0, the one frame, enlarged bicubic: the baseline every target is read
   against), `student` (the shipped single-frame INT8 student on frame 0's view),
   `average` (frame averaging, the classical baseline: registered views' mean, bicubic),
-  `average_student` (the K = 8 mean through the single-frame student), and `fusion` (the fusion
+  `average_student` (the K = 8 mean through the single-frame student), `fusion` (the fusion
   INT8 network on the registered views; at K = 1 the product runs `student` instead, the
-  network's own K = 1 output is reported for the card).
+  network's own K = 1 output is reported for the card; below strength 1 blended over frame
+  0's upscale) and `fusion_over_average` (below strength 1, the fusion network's output
+  blended over the frame average's upscale instead: K >= 2).
 - Identity: dlib descriptors, accuracy at 0.6, TAR at FAR 1 % with the threshold set on the
   clean pairs and on the preset's bicubic pairs, AUC (`restore_eval.identity_metrics`).
 
@@ -61,10 +63,16 @@ from tools.eval.restore_eval import (
 )
 
 KS = (1, 2, 4, 8)
-METHODS = ("bicubic", "student", "average", "average_student", "fusion")
+METHODS = ("bicubic", "student", "average", "average_student", "fusion", "fusion_over_average")
 # x2: a face seen with the eyes 20.6 px apart, the buffered 80 px view's own resolution (the
 # largest face frame averaging can fuse without shrinking it), twice the network's gate.
-BURST_PRESETS: dict[str, DegradeParams] = {**PRESETS, "x2": DegradeParams(factor=2, blur_sigma=1)}
+# x3: eyes 13.7 px apart, between the network's input (10.3 px) and the view's (20.6 px), with
+# x4's and x8's blur (factor / 2), noise and codec.
+BURST_PRESETS: dict[str, DegradeParams] = {
+    **PRESETS,
+    "x2": DegradeParams(factor=2, blur_sigma=1),
+    "x3": DegradeParams(factor=3, blur_sigma=1.5),
+}
 DEFAULT_LFW = Path(__file__).resolve().parents[2].parent / "shared/data/faces/lfw"
 
 
@@ -73,6 +81,7 @@ def conditions(methods: tuple[str, ...] = METHODS) -> list[tuple[str, int]]:
     out += [("average", k) for k in KS[1:]]
     out += [("average_student", max(KS))]
     out += [("fusion", k) for k in KS]
+    out += [("fusion_over_average", k) for k in KS[1:]]
     return [(m, k) for m, k in out if m in methods]
 
 
@@ -97,11 +106,14 @@ class Methods:
         for k in KS:
             reg = register_burst(views[0], views[1:k])
             kept[k] = len(reg.views)
-            if "fusion" in methods:
+            if "fusion" in methods or "fusion_over_average" in methods:
                 fused = self.fusion(reg.views)
-                out[("fusion", k)] = blend_with_plain(fused, views[0], self.strength)
+                if "fusion" in methods:
+                    out[("fusion", k)] = blend_with_plain(fused, views[0], self.strength)
             if k > 1:
                 mean = average_frames(reg.views)
+                if "fusion_over_average" in methods:
+                    out[("fusion_over_average", k)] = blend_with_plain(fused, mean, self.strength)
                 if "average" in methods:
                     out[("average", k)] = resize_to(mean, (SIZE, SIZE))
                 if k == max(KS) and "average_student" in methods:
