@@ -76,12 +76,16 @@ BURST_PRESETS: dict[str, DegradeParams] = {
 DEFAULT_LFW = Path(__file__).resolve().parents[2].parent / "shared/data/faces/lfw"
 
 
-def conditions(methods: tuple[str, ...] = METHODS) -> list[tuple[str, int]]:
+def conditions(
+    methods: tuple[str, ...] = METHODS, ks: tuple[int, ...] = KS
+) -> list[tuple[str, int]]:
+    """(method, K) pairs evaluated; `ks`: the burst sizes (bicubic and student: one frame)."""
+    many = [k for k in ks if k > 1]
     out = [("bicubic", 1), ("student", 1)]
-    out += [("average", k) for k in KS[1:]]
-    out += [("average_student", max(KS))]
-    out += [("fusion", k) for k in KS]
-    out += [("fusion_over_average", k) for k in KS[1:]]
+    out += [("average", k) for k in many]
+    out += [("average_student", max(KS))] if max(KS) in ks else []
+    out += [("fusion", k) for k in ks]
+    out += [("fusion_over_average", k) for k in many]
     return [(m, k) for m, k in out if m in methods]
 
 
@@ -94,7 +98,11 @@ class Methods:
         self.strength = strength
 
     def restore(
-        self, frames: list[np.ndarray], views: list[np.ndarray], methods: tuple[str, ...] = METHODS
+        self,
+        frames: list[np.ndarray],
+        views: list[np.ndarray],
+        methods: tuple[str, ...] = METHODS,
+        ks: tuple[int, ...] = KS,
     ) -> dict:
         """{(method, K): 160x160 BGR} for one burst and the `methods` asked for; also the
         frames kept per K."""
@@ -103,7 +111,7 @@ class Methods:
         if "student" in methods:
             out[("student", 1)] = self.student(views[0])
         kept = {}
-        for k in KS:
+        for k in ks:
             reg = register_burst(views[0], views[1:k])
             kept[k] = len(reg.views)
             if "fusion" in methods or "fusion_over_average" in methods:
@@ -141,7 +149,7 @@ def _process(task: tuple[int, str]) -> dict:
     for preset in _ARGS["presets"]:
         rng = np.random.default_rng([_ARGS["seed"], zlib.crc32(f"{rel}|{preset}".encode())])
         burst = make_burst(clean, BURST_PRESETS[preset], max(KS), rng)
-        out = _M.restore(burst.frames, to_views(burst), _ARGS["methods"])
+        out = _M.restore(burst.frames, to_views(burst), _ARGS["methods"], _ARGS["ks"])
         for (method, k), img in out["images"].items():
             key = (preset, method, k)
             res["q"][key] = (psnr(img, clean), ssim(img, clean))
@@ -162,13 +170,16 @@ def evaluate(args) -> dict:
     unknown = sorted((set(methods) - set(METHODS)) | (set(presets) - set(BURST_PRESETS)))
     if unknown:
         raise SystemExit(f"unknown methods or presets: {unknown}")
-    keys = [(p, m, k) for p in presets for m, k in conditions(methods)]
+    ks = tuple(sorted({int(k) for k in args.ks.split(",")}))
+    if not ks or not set(ks) <= set(KS):
+        raise SystemExit(f"--ks: some of {KS}")
+    keys = [(p, m, k) for p in presets for m, k in conditions(methods, ks)]
     q = {key: np.zeros((len(images), 2)) for key in keys}
     desc = {key: np.zeros((len(images), 128), np.float32) for key in keys}
-    kept = {(p, k): np.zeros(len(images)) for p in presets for k in KS}
+    kept = {(p, k): np.zeros(len(images)) for p in presets for k in ks}
     shared = {"lfw": str(args.lfw), "presets": presets, "seed": args.seed,
               "identity": not args.no_identity, "precision": args.precision,
-              "methods": methods, "strength": args.strength}  # fmt: skip
+              "methods": methods, "strength": args.strength, "ks": ks}  # fmt: skip
     t0 = time.time()
     tasks = list(enumerate(images))
     if args.workers > 1:
@@ -222,10 +233,10 @@ def evaluate(args) -> dict:
             d_bic = np.linalg.norm(
                 desc[(p, "bicubic", 1)][ia] - desc[(p, "bicubic", 1)][ib], axis=1
             )
-        for m, k in conditions(methods):
+        for m, k in conditions(methods, ks):
             row = {"psnr": round(float(q[(p, m, k)][:, 0].mean()), 3),
                    "ssim": round(float(q[(p, m, k)][:, 1].mean()), 4),
-                   "frames_kept": round(float(kept[(p, k)].mean()), 2)}  # fmt: skip
+                   "frames_kept": round(float(kept[(p, k)].mean()), 2) if k > 1 else 1.0}  # fmt: skip
             if clean_refs is not None:
                 d = np.linalg.norm(desc[(p, m, k)][ia] - desc[(p, m, k)][ib], axis=1)
                 refs = {"clean": clean_refs, "bicubic": far_thresholds(d_bic, same)}
@@ -236,7 +247,7 @@ def evaluate(args) -> dict:
         "n_pairs": len(pairs),
         "n_images": len(images),
         "presets": presets,
-        "ks": list(KS),
+        "ks": list(ks),
         "precision": args.precision,
         "strength": args.strength,
         "seed": args.seed,
@@ -289,6 +300,8 @@ def main(argv=None) -> None:
                     help="methods to run (bicubic always runs: the baseline)")  # fmt: skip
     ap.add_argument("--precision", choices=["int8", "fp32"], default="int8")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--ks", default=",".join(map(str, KS)),
+                    help="burst sizes K to evaluate (bursts are always made of 8 frames)")  # fmt: skip
     ap.add_argument("--strength", type=float, default=1.0,
                     help="enhance.restore.strength for the student and the fusion network")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
