@@ -226,13 +226,19 @@ def test_partial_strength_blends_the_fused_face_over_the_frame_average(clean_fac
     assert not np.array_equal(image, framed.put_back(crop, over_one))
 
 
+def _x4_burst(clean_faces) -> tuple[list[BurstFrame], np.ndarray]:
+    """Six frames of the astronaut's face seen at x4 (eyes 10.3 px apart), 40 ms apart, and
+    the published crop (frame 0 enlarged)."""
+    burst = make_burst(clean_faces["astronaut"], PRESETS["x4"], 6, np.random.default_rng(5))
+    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
+    return frames, resize_to(burst.frames[0], (160, 160))
+
+
 def test_a_face_above_the_network_gate_is_fused_by_frame_averaging(clean_faces, student):
     step = RestoreStep(student, 160, 0.35, 9.0, BurstFusion("network", FusionNetwork("int8")),
                        average_max_eye_px=20.0)  # fmt: skip
     stage = EnhancementStage([step])
-    burst = make_burst(clean_faces["astronaut"], PRESETS["x4"], 6, np.random.default_rng(5))
-    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
-    crop = resize_to(burst.frames[0], (160, 160))
+    frames, crop = _x4_burst(clean_faces)
     out = stage(crop, eye_px=14.0, burst=frames)
     record = out.stages[0]["params"]
     assert record["applied"] is False and "skipped_because" in record  # not the network
@@ -260,9 +266,7 @@ def test_a_face_just_above_the_gate_is_fused_by_the_network_when_it_has_frames(
     step = RestoreStep(student, 160, 0.35, 9.0, fusion, average_max_eye_px=20.0,
                        network_max_eye_px=10.5)  # fmt: skip
     stage = EnhancementStage([step])
-    burst = make_burst(clean_faces["astronaut"], PRESETS["x4"], 6, np.random.default_rng(5))
-    frames = [_frame(v, t=-0.04 * i) for i, v in enumerate(to_views(burst))]
-    crop = resize_to(burst.frames[0], (160, 160))
+    frames, crop = _x4_burst(clean_faces)
     out = stage(crop, eye_px=10.3, burst=frames)
     record = out.stages[0]["params"]
     assert record["applied"] is True and "skipped_because" not in record

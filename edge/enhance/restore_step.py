@@ -145,17 +145,17 @@ class RestoreStep:
         self, bgr: np.ndarray, burst: list[BurstFrame], eye_px: float | None
     ) -> tuple[np.ndarray, dict] | None:
         """A face the single-frame network skips, restored from its burst: by the fusion
-        network (as `restore_burst`) when seen with the eyes at most `network_max_eye_px`
-        apart, else by frame averaging (no network: the registered views' per-pixel mean, put
+        network (blended as in `restore_burst`) when seen with the eyes at most
+        `network_max_eye_px` apart, else by frame averaging (no network: the registered views' per-pixel mean, put
         back into the crop) up to `average_max_eye_px`. None: not such a face, or fewer than
         two frames register (the crop stays as captured)."""
         if eye_px is None:
             return None
         near = self.network_max_eye_px
-        if near is not None and eye_px <= near and self.fusion is not None and len(burst) > 1:
+        if near is not None and eye_px <= near and self.fusion is not None:
+            # Fewer than two frames that register leave nothing to average either.
             outcome = self.fusion(burst)
-            if outcome.restored is not None:
-                return self._fused(bgr, outcome)
+            return None if outcome.restored is None else self._fused(bgr, outcome)
         limit = self.average_max_eye_px
         if limit is None or eye_px > limit:
             return None

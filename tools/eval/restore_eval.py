@@ -99,6 +99,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -569,26 +570,50 @@ class ProductChain:
         return x
 
 
+def wrapped_restorer(
+    kind: str,
+    arg: str,
+    usage: str,
+    convert: Callable[[str], Any],
+    valid: Callable[[Any], bool],
+    model_input: int = DEFAULT_MODEL_INPUT,
+) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+    """``VALUE:SPEC`` of a restorer that wraps another: (VALUE converted, the SPEC restorer);
+    a ValueError naming `kind` and the `usage` when VALUE does not convert or is not valid."""
+    text, _, inner = arg.partition(":")
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not inner or not valid(value):
+        raise ValueError(f"{kind}:{arg}: use {usage}")
+    return value, build_restorer(parse_restorer(inner), model_input)
+
+
+def restored_float(fn: Callable[[np.ndarray], np.ndarray], deg: np.ndarray) -> np.ndarray:
+    """A restorer's output at 160x160 as float32, for blending."""
+    return restore_to_size(fn, deg).astype(np.float32)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
 class Blend:
     """``blend:S:SPEC``: S x the restorer SPEC's output + (1 - S) x the bicubic upscale, per
     pixel (the product's ``enhance.restore.strength``, like CodeFormer's fidelity weight):
     how much of the network's change to keep."""
 
     def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
-        weight, _, inner = arg.partition(":")
-        try:
-            self.strength = float(weight)
-        except ValueError:
-            raise ValueError(f"blend:{arg}: use blend:S:SPEC with S a number in [0, 1]") from None
-        if not 0.0 <= self.strength <= 1.0 or not inner:
-            raise ValueError(f"blend:{arg}: use blend:S:SPEC with S a number in [0, 1]")
-        self.inner = build_restorer(parse_restorer(inner), model_input)
+        self.strength, self.inner = wrapped_restorer(
+            "blend", arg, "blend:S:SPEC with S a number in [0, 1]", float,
+            lambda v: 0.0 <= v <= 1.0, model_input,
+        )  # fmt: skip
 
     def __call__(self, deg: np.ndarray) -> np.ndarray:
-        net = to_size(np.ascontiguousarray(self.inner(deg))).astype(np.float32)
+        net = restored_float(self.inner, deg)
         plain = bicubic_up(deg).astype(np.float32)
-        out = self.strength * net + (1.0 - self.strength) * plain
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return to_uint8(self.strength * net + (1.0 - self.strength) * plain)
 
 
 class LowPassFromPlain:
@@ -598,20 +623,14 @@ class LowPassFromPlain:
     see) or by the detail it adds."""
 
     def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
-        sigma, _, inner = arg.partition(":")
-        try:
-            self.sigma = float(sigma)
-        except ValueError:
-            raise ValueError(f"lowpass:{arg}: use lowpass:SIGMA:SPEC, SIGMA > 0") from None
-        if self.sigma <= 0 or not inner:
-            raise ValueError(f"lowpass:{arg}: use lowpass:SIGMA:SPEC, SIGMA > 0")
-        self.inner = build_restorer(parse_restorer(inner), model_input)
+        self.sigma, self.inner = wrapped_restorer(
+            "lowpass", arg, "lowpass:SIGMA:SPEC, SIGMA > 0", float, lambda v: v > 0, model_input
+        )
 
     def __call__(self, deg: np.ndarray) -> np.ndarray:
-        net = to_size(np.ascontiguousarray(self.inner(deg))).astype(np.float32)
+        net = restored_float(self.inner, deg)
         plain = bicubic_up(deg).astype(np.float32)
-        out = net + cv2.GaussianBlur(plain - net, (0, 0), self.sigma)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return to_uint8(net + cv2.GaussianBlur(plain - net, (0, 0), self.sigma))
 
 
 class Consistent:
@@ -620,20 +639,19 @@ class Consistent:
     camera's size the face is what the camera saw."""
 
     def __init__(self, arg: str, model_input: int = DEFAULT_MODEL_INPUT) -> None:
-        rounds, _, inner = arg.partition(":")
-        if not rounds.isdigit() or not inner:
-            raise ValueError(f"consistent:{arg}: use consistent:N:SPEC, N rounds >= 1")
-        self.rounds = int(rounds)
-        self.inner = build_restorer(parse_restorer(inner), model_input)
+        self.rounds, self.inner = wrapped_restorer(
+            "consistent", arg, "consistent:N:SPEC, N rounds >= 1", int, lambda v: v >= 1,
+            model_input,
+        )  # fmt: skip
 
     def __call__(self, deg: np.ndarray) -> np.ndarray:
-        out = to_size(np.ascontiguousarray(self.inner(deg))).astype(np.float32)
+        out = restored_float(self.inner, deg)
         h, w = deg.shape[:2]
         d = deg.astype(np.float32)
         for _ in range(self.rounds):
             small = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
             out += cv2.resize(d - small, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return to_uint8(out)
 
 
 RESTORERS: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {
