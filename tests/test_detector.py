@@ -141,10 +141,12 @@ def test_finds_a_small_face_in_a_720p_frame(variant, detectors, astronaut):
 def test_corrupt_model_is_refused(tmp_path):
     src = default_models_dir()
     shutil.copytree(src, tmp_path / "models")
-    victim = tmp_path / "models" / "mtcnn_onet_int8.onnx"
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    victim.write_bytes(bytes(data))
+    # Both integer formats of O-Net (the CPU decides which one opens, edge.runtime.int8_variant).
+    for name in ("mtcnn_onet_int8_vnni.onnx", "mtcnn_onet_int8.onnx"):
+        victim = tmp_path / "models" / name
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceDetector(backend="onnx", precision="int8", models_dir=tmp_path / "models")
     with pytest.raises(ModelIntegrityError, match="corrupt"):
@@ -215,9 +217,10 @@ def test_a_registered_backend_runs_the_detector(monkeypatch, tmp_path, detectors
         np.testing.assert_allclose(a.box, b.box, atol=1e-3)
     # Its models go through the same checksum as the built-in backends.
     shutil.copytree(default_models_dir(), tmp_path / "models")
-    victim = tmp_path / "models" / "mtcnn_rnet_int8.onnx"
-    data = bytearray(victim.read_bytes())
-    data[-1] ^= 0x01
-    victim.write_bytes(bytes(data))
+    for name in ("mtcnn_rnet_int8.onnx", "mtcnn_rnet_int8_vnni.onnx"):  # either may open
+        victim = tmp_path / "models" / name
+        data = bytearray(victim.read_bytes())
+        data[-1] ^= 0x01
+        victim.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceDetector(backend="onnx-copy", precision="int8", models_dir=tmp_path / "models")

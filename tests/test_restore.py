@@ -132,10 +132,11 @@ def test_parity_between_precisions_and_runtimes(restorers, lfw_faces, a, b, min_
 def test_corrupt_restorer_model_is_refused_by_checksum(tmp_path):
     models = tmp_path / "models"
     shutil.copytree(default_models_dir(), models)
-    target = models / "restore_student_int8.onnx"
-    data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    target.write_bytes(bytes(data))
+    for name in ("restore_student_int8.onnx", "restore_student_int8_vnni.onnx"):
+        target = models / name
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="corrupt"):
         FaceRestorer("onnx", "int8", models_dir=models)
     with pytest.raises(ModelIntegrityError, match="corrupt"):

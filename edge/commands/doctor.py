@@ -76,6 +76,10 @@ def check_models(settings: CameraSettings) -> Check:
     )
     if restorer and restorer["params"].get("multi_frame"):
         restored += f", multi-frame by {restorer['params']['multi_frame']}"
+    if d.backend == "onnx" and d.precision == "int8":
+        from edge.runtime.int8_variant import describe_choice
+
+        restored += f"; {describe_choice()}"
     return Check(
         "models",
         "pass",

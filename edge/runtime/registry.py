@@ -8,7 +8,8 @@ import pkgutil
 from pathlib import Path
 
 from edge.runtime.base import ModelRunner, RunnerPlugin
-from edge.runtime.manifest import verified_model_path
+from edge.runtime.int8_variant import preferred_file
+from edge.runtime.manifest import load_manifest, verified_model_path
 
 _RUNNERS: dict[str, RunnerPlugin] = {}
 _discovered = False
@@ -59,9 +60,15 @@ def open_runner(
     fixed_shape: bool = True,
 ) -> ModelRunner:
     """Open a model file in the given backend. With verify (the default) the file must be listed
-    in the manifest.json beside it with a matching sha256, else ModelIntegrityError.
+    in the manifest.json beside it with a matching sha256, else ModelIntegrityError; a shipped
+    `*_int8.onnx` opens as its `*_int8_vnni.onnx` sibling where this CPU wants that variant and
+    the manifest lists it (`edge.runtime.int8_variant`). The runner's `path` is the file opened.
     `fixed_shape=False` (inputs of many shapes) turns ONNX Runtime's memory arena off."""
     cls = runner_class(backend)
     if verify:
-        path = verified_model_path(Path(path).parent, Path(path).name)
-    return cls(path, threads, fixed_shape=fixed_shape)
+        folder = Path(path).parent
+        listed = set(load_manifest(folder).get("models", {}))
+        path = verified_model_path(folder, preferred_file(Path(path).name, listed))
+    runner = cls(path, threads, fixed_shape=fixed_shape)
+    runner.path = Path(path)
+    return runner

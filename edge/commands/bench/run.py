@@ -124,6 +124,8 @@ def _tflite_available() -> bool:
 def machine() -> dict:
     import onnxruntime
 
+    from edge.runtime.int8_variant import describe_choice
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -139,6 +141,8 @@ def machine() -> dict:
         "cores": cores,
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
+        # Which integer format the INT8 ONNX rows timed (edge.runtime.int8_variant).
+        "onnx_int8": describe_choice(),
     }
 
 
@@ -276,6 +280,7 @@ def main(args: argparse.Namespace) -> int:
         "baselines": {"gfpgan_class_ms": None, "ratio_per_face": None},
         "notes": [],
     }
+    result["notes"].append(result["machine"]["onnx_int8"])
     if args.quick:
         result["notes"].append(
             "--quick: a smoke run (few repetitions, ONNX Runtime 1 thread, short pipeline, "

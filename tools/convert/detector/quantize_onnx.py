@@ -65,3 +65,22 @@ def quantize_onnx(
         reduce_range=reduce_range,
     )
     prep.unlink()
+    shapes_from_quantized(int8_path)
+
+
+def shapes_from_quantized(path: Path) -> int:
+    """Rewire every Shape node that reads a DequantizeLinear output to read the quantized
+    tensor instead (same shape), in place; returns how many. Exact. Why: the dynamic frame
+    axis of the fusion network exports `Shape` ops on its K x 48 x 40 x 40 features, and ONNX
+    Runtime then dequantized the whole tensor only to read its shape: 1 ms of 7.9 at K = 8."""
+    model = onnx.load(str(path))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    rewired = 0
+    for node in model.graph.node:
+        source = producer.get(node.input[0]) if node.op_type == "Shape" else None
+        if source is not None and source.op_type == "DequantizeLinear":
+            node.input[0] = source.input[0]
+            rewired += 1
+    if rewired:
+        onnx.save(model, str(path))
+    return rewired

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from edge.runtime import open_runner
+from edge.runtime.int8_variant import VARIANT_FORMATS
 from edge.shots.face_check import MODEL_FILES, network_input
 from tools.convert.detector.quantize_onnx import quantize_onnx
 from tools.convert.facecheck.labels import load_labelled
@@ -65,7 +66,7 @@ def main() -> None:
               "and shared-photo detections, hand-labelled); research use only")
     extra = {
         MODEL_FILES["onnx"]: {"precision": "int8", "runtime": "onnxruntime",
-                              "format": "QDQ, per-channel uint8 weights, uint8 activations (U8U8)",
+                              "format": "QDQ, " + VARIANT_FORMATS["portable"],
                               "source": source},
         MODEL_FILES["tflite"]: {"precision": "int8", "runtime": "litert",
                                 "format": "full-integer PT2E per-channel, float32 I/O",
