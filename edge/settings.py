@@ -440,6 +440,12 @@ AVERAGE_MAX_EYE_PX_DEFAULT = 20.0
 # averaging on identity at x4 (eyes 10.3 px apart) on LFW bursts and did not at x3 (13.7 px)
 # (FUSION_MODEL_CARD.md): the switch sits at the largest size measured to gain.
 NETWORK_MAX_EYE_PX_DEFAULT = 10.5
+# Above the single-frame gate (the x4 size on LFW bursts of 8, K = 8, 1,200 pairs), less of the
+# fusion network over the frames' average was better: strength 0.3 gave 91.6 % at distance 0.6
+# and 78.8 TAR at equal FAR 1 %, 0.5 gave 90.8 / 76.7 and 0.75 88.9 / 71.8 (frame averaging
+# alone: 89.1 / 67.0; 0.2: 90.9 / 73.2). At x8, below the gate, 0.5 stayed better at 0.6 (76.1 against
+# 75.2 at 0.3): those faces keep restore.strength (FUSION_MODEL_CARD.md).
+ABOVE_GATE_STRENGTH_DEFAULT = 0.3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -516,6 +522,15 @@ class MultiFrameSettings(_Section):
         "what one frame shrunk to the network's input loses. Measured on LFW bursts (python "
         "-m tools.eval.burst_eval). null: only up to restore.max_eye_px.",
         exclusive_minimum=0,
+    )
+    above_gate_strength: float | None = setting(
+        ABOVE_GATE_STRENGTH_DEFAULT,
+        "Share of the fusion network's change kept over the registered frames' average on the "
+        "faces it restores above restore.max_eye_px (up to network_max_eye_px): there the "
+        "frames hold more of the face and less network is better (measured on LFW bursts, "
+        "python -m tools.eval.burst_eval --strength). null: restore.strength, as below the gate.",
+        minimum=0,
+        maximum=1,
     )
     average_max_eye_px: float | None = setting(
         AVERAGE_MAX_EYE_PX_DEFAULT,

@@ -281,6 +281,30 @@ def test_a_face_just_above_the_gate_is_fused_by_the_network_when_it_has_frames(
     assert above["applied"] is False and above["fusion_version"] == "frame-average-1"
 
 
+def test_faces_above_the_gate_keep_less_of_the_fusion_network(clean_faces):
+    """Above restore.max_eye_px the fused face is blended over the frames' average at
+    multi_frame.above_gate_strength; below it, at restore.strength."""
+    fusion = BurstFusion("network", FusionNetwork("int8"))
+    restorer = FaceRestorer("onnx", "int8", strength=0.5)
+    step = RestoreStep(restorer, 160, 0.35, 9.0, fusion, average_max_eye_px=20.0,
+                       network_max_eye_px=10.5, above_gate_strength=0.3)  # fmt: skip
+    frames, crop = _x4_burst(clean_faces)
+    outcome = fusion(frames)
+    framed = FramedRestorer(restorer, aligned_crop_framing(160, 0.35))
+    above, _ = step.fuse_skipped(crop, frames, 10.3)
+    below, _ = step.restore_burst(crop, frames)
+    for image, share in ((above, 0.3), (below, 0.5)):
+        blended = blend_with_plain(outcome.restored, outcome.average, share)
+        assert np.array_equal(image, framed.put_back(crop, blended))
+    assert not np.array_equal(above, below)
+    default = RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None, MultiFrameSettings())
+    assert default.params["above_gate_strength"] == 0.3 and default.params["strength"] == 0.5
+    unset = MultiFrameSettings(above_gate_strength=None)
+    assert RestoreStep.from_settings(RestoreSettings(), 160, 0.35, None, unset).params[
+        "above_gate_strength"
+    ] == 0.5  # fmt: skip
+
+
 def test_faces_are_buffered_up_to_the_frame_averaging_limit():
     on = EnhanceSettings()
     assert on.multi_frame.average_max_eye_px == 20.0 and on.restore.max_eye_px == 9.0

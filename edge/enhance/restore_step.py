@@ -33,16 +33,21 @@ class RestoreStep:
         fusion: BurstFusion | None = None,
         average_max_eye_px: float | None = None,
         network_max_eye_px: float | None = None,
+        above_gate_strength: float | None = None,
     ):
         """`max_eye_px`: the network's gate (None: every face); `fusion`: how a burst is fused
         where the network runs (None: single frame); faces the gate skips are fused by the
-        fusion network up to `network_max_eye_px` when `fusion` is the network, and by frame
-        averaging up to `average_max_eye_px` (None: never)."""
+        fusion network up to `network_max_eye_px` when `fusion` is the network (at
+        `above_gate_strength` over the frames' average; None: the restorer's strength), and by
+        frame averaging up to `average_max_eye_px` (None: never)."""
         self.restorer = restorer
         self.max_eye_px = max_eye_px
         self.fusion = fusion
         self.average_max_eye_px = average_max_eye_px
         self.network_max_eye_px = network_max_eye_px
+        self.above_gate_strength = (
+            restorer.strength if above_gate_strength is None else float(above_gate_strength)
+        )
         self._averager = BurstFusion("average")
         self.version = restorer.version
         self.crop_size, self.margin = crop_size, margin
@@ -63,14 +68,16 @@ class RestoreStep:
     ) -> RestoreStep:
         restorer = FaceRestorer(backend, precision, threads, models_dir, strength)
         fusion = open_fusion(multi_frame, restorer)
-        average_above = network_above = None
+        average_above = network_above = above_strength = None
         if fusion is not None and max_eye_px is not None:
             average_above = multi_frame.average_max_eye_px  # type: ignore[union-attr]
             if fusion.method == "network":
                 network_above = multi_frame.network_max_eye_px  # type: ignore[union-attr]
+                above_strength = multi_frame.above_gate_strength  # type: ignore[union-attr]
         return cls(
-            restorer, crop_size, margin, max_eye_px, fusion, average_above, network_above
-        )
+            restorer, crop_size, margin, max_eye_px, fusion, average_above, network_above,
+            above_strength,
+        )  # fmt: skip
 
     @classmethod
     def from_settings(
@@ -105,6 +112,7 @@ class RestoreStep:
             "strength": self.restorer.strength,
             "multi_frame": None if self.fusion is None else self.fusion.method,
             "network_max_eye_px": self.network_max_eye_px,
+            "above_gate_strength": self.above_gate_strength,
             "average_max_eye_px": self.average_max_eye_px,
         }
 
@@ -131,21 +139,25 @@ class RestoreStep:
             return self(bgr), fusion_record(self.fusion, outcome)
         return self._fused(bgr, outcome)
 
-    def _fused(self, bgr: np.ndarray, outcome: FusionOutcome) -> tuple[np.ndarray, dict]:
-        """The fused face put back into the crop, and its record."""
+    def _fused(
+        self, bgr: np.ndarray, outcome: FusionOutcome, strength: float | None = None
+    ) -> tuple[np.ndarray, dict]:
+        """The fused face put back into the crop, and its record. `strength`: the network's
+        share over the frames' average (None: the restorer's, as for one frame)."""
         assert self.fusion is not None and outcome.restored is not None
         restored = outcome.restored
         if self.fusion.method == "network" and outcome.average is not None:
-            # The same share of the network as for one frame, over the frames' average rather
-            # than frame 0 (on LFW x8 bursts of 8: +2.0 points at 0.6, FUSION_MODEL_CARD.md).
-            restored = blend_with_plain(restored, outcome.average, self.restorer.strength)
+            # Over the frames' average rather than frame 0 (on LFW x8 bursts of 8: +2.0 points
+            # at 0.6, FUSION_MODEL_CARD.md).
+            share = self.restorer.strength if strength is None else strength
+            restored = blend_with_plain(restored, outcome.average, share)
         return self._framed.put_back(bgr, restored), fusion_record(self.fusion, outcome)
 
     def fuse_skipped(
         self, bgr: np.ndarray, burst: list[BurstFrame], eye_px: float | None
     ) -> tuple[np.ndarray, dict] | None:
         """A face the single-frame network skips, restored from its burst: by the fusion
-        network (blended as in `restore_burst`) when seen with the eyes at most
+        network (over the frames' average at `above_gate_strength`) when seen with the eyes at most
         `network_max_eye_px` apart, else by frame averaging (no network: the registered views' per-pixel mean, put
         back into the crop) up to `average_max_eye_px`. None: not such a face, or fewer than
         two frames register (the crop stays as captured)."""
@@ -155,7 +167,9 @@ class RestoreStep:
         if near is not None and eye_px <= near and self.fusion is not None:
             # Fewer than two frames that register leave nothing to average either.
             outcome = self.fusion(burst)
-            return None if outcome.restored is None else self._fused(bgr, outcome)
+            if outcome.restored is None:
+                return None
+            return self._fused(bgr, outcome, self.above_gate_strength)
         limit = self.average_max_eye_px
         if limit is None or eye_px > limit:
             return None

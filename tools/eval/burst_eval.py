@@ -44,6 +44,7 @@ import numpy as np
 from edge.enhance.burst import average_frames, register_burst
 from edge.enhance.fusion import FusionNetwork
 from edge.enhance.restorer import FaceRestorer, blend_with_plain, resize_to
+from edge.runtime.int8_variant import describe_choice
 from tools.convert.restore.bursts import make_burst, to_views
 from tools.convert.restore.degrade import PRESETS, DegradeParams
 from tools.eval.restore_eval import (
@@ -250,6 +251,8 @@ def evaluate(args) -> dict:
         "ks": list(ks),
         "precision": args.precision,
         "strength": args.strength,
+        # Which integer format the INT8 ONNX networks ran in (U8S8 on VNNI CPUs, else U8U8).
+        "onnx_int8": describe_choice(),
         "seed": args.seed,
         "seconds": round(time.time() - t0, 1),
         "command": " ".join(["python -m tools.eval.burst_eval", *sys.argv[1:]]),
@@ -268,7 +271,8 @@ def report_md(out: dict) -> str:
     meta, res = out["meta"], out["results"]
     lines = [f"# Multi-frame restoration on LFW bursts ({meta['pairs']}, {meta['n_pairs']} pairs)",
              "", f"`{meta['command']}`", "",
-             f"Network strength (enhance.restore.strength): {meta.get('strength', 1.0):g}", ""]  # fmt: skip
+             f"Network strength (enhance.restore.strength): {meta.get('strength', 1.0):g}", "",
+             *([meta["onnx_int8"], ""] if meta.get("onnx_int8") else [])]  # fmt: skip
     for p in meta["presets"]:
         lines += [f"## {p}", "", "| method | K | frames kept | PSNR | SSIM | acc@0.6 | "
                   "TAR / FAR @0.6 | TAR@FAR1% (equal FAR) | TAR (FAR) at bicubic thr. | AUC |",
