@@ -58,10 +58,13 @@ def test_the_override_wins_and_a_bad_value_names_the_variable(monkeypatch):
 def test_file_names():
     assert variant_file("restore_student_int8.onnx", "vnni") == "restore_student_int8_vnni.onnx"
     assert variant_file("restore_student_int8.onnx", "portable") == "restore_student_int8.onnx"
-    listed = {"a_int8.onnx", "a_int8_vnni.onnx", "b_int8.onnx"}
+    v1, v2 = {"version": "net-1"}, {"version": "net-2"}
+    listed = {"a_int8.onnx": v1, "a_int8_vnni.onnx": v1, "b_int8.onnx": v1,
+              "c_int8.onnx": v2, "c_int8_vnni.onnx": v1}  # fmt: skip
     assert preferred_file("a_int8.onnx", listed, "vnni") == "a_int8_vnni.onnx"
     assert preferred_file("a_int8.onnx", listed, "portable") == "a_int8.onnx"
     assert preferred_file("b_int8.onnx", listed, "vnni") == "b_int8.onnx"  # no twin: portable
+    assert preferred_file("c_int8.onnx", listed, "vnni") == "c_int8.onnx"  # a stale twin
     assert preferred_file("a_fp32.onnx", listed, "vnni") == "a_fp32.onnx"
     assert preferred_file("a_int8.tflite", listed, "vnni") == "a_int8.tflite"
 

@@ -17,6 +17,7 @@ import pytest
 from test_restore_eval import _faces
 
 from edge.runtime.manifest import sha256_of
+from tools.convert.manifest import write_manifest
 from tools.convert.restore import ship
 from tools.eval import restore_eval
 
@@ -358,13 +359,19 @@ def test_ship_refuses_the_blurring_model(release, capsys):
     assert gate["evaluated"]["sha256"] == manifest[ship.GATED]["sha256"]
     assert sha256_of(release["models"] / ship.GATED) == sha256_of(release["export"] / ship.GATED)
 
-    # 4. an evaluation where the model beats bicubic everywhere ships, recorded as passed
+    # 4. an evaluation where the model beats bicubic everywhere ships, recorded as passed;
+    # the previous network's U8S8 twin goes with its predecessor (VNNI CPUs would open it)
+    twin = "restore_student_int8_vnni.onnx"
+    shutil.copyfile(SHIPPED / twin, release["models"] / twin)
+    write_manifest(release["models"], [twin], {}, "restore-1.1")
     good = release["eval"] / "good.json"
     good.write_text(json.dumps(_with_identity(results, {("x4", "lfw"): 0.7, ("x4", "tight"): 0.7})))
     capsys.readouterr()
     assert _ship(release, good) == 0
     out = capsys.readouterr().out
     assert "evaluation: " in out and "all 6,000 LFW pairs (--pairs all)" in out
+    assert f"removed the previous {twin}" in out and not (release["models"] / twin).exists()
+    assert twin not in json.loads((release["models"] / "manifest.json").read_text())["models"]
     gate = json.loads((release["models"] / "manifest.json").read_text())["models"][ship.GATED]
     assert (
         gate["release_gate"]["passed"] is True and "allowed_regression" not in gate["release_gate"]

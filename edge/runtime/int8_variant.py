@@ -67,14 +67,18 @@ def wanted_variant(setting: str | None = None, vnni: bool | None = None) -> str:
     return "vnni" if (this_cpu_has_vnni() if vnni is None else vnni) else "portable"
 
 
-def preferred_file(file_name: str, listed: set[str], variant: str | None = None) -> str:
+def preferred_file(file_name: str, listed: dict[str, dict], variant: str | None = None) -> str:
     """The file to open for a requested `*_int8.onnx` model: its VNNI sibling when that variant
-    is wanted and the manifest lists one, the requested file otherwise."""
+    is wanted and the manifest (`listed`: its "models" entries) lists one of the same version
+    (a twin left from an earlier network is never opened), the requested file otherwise."""
     if not file_name.endswith(PORTABLE_SUFFIX):
         return file_name
     variant = variant or wanted_variant()
     candidate = variant_file(file_name, variant)
-    return candidate if candidate in listed else file_name
+    twin, own = listed.get(candidate), listed.get(file_name)
+    if twin is None or own is None or twin.get("version") != own.get("version"):
+        return file_name
+    return candidate
 
 
 def describe_choice() -> str:

@@ -67,7 +67,7 @@ def open_runner(
     cls = runner_class(backend)
     if verify:
         folder = Path(path).parent
-        listed = set(load_manifest(folder).get("models", {}))
+        listed = load_manifest(folder).get("models", {})
         path = verified_model_path(folder, preferred_file(Path(path).name, listed))
     runner = cls(path, threads, fixed_shape=fixed_shape)
     runner.path = Path(path)

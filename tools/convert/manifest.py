@@ -22,3 +22,16 @@ def write_manifest(out: Path, files: list[str], extra: dict[str, dict], version:
         }
     manifest["models"] = dict(sorted(manifest["models"].items()))
     path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def drop_from_manifest(out: Path, files: list[str]) -> list[str]:
+    """Remove ``files`` (entries and files) from OUT; returns those that were listed."""
+    path = out / MANIFEST_NAME
+    if not path.exists():
+        return []
+    manifest = json.loads(path.read_text())
+    dropped = [f for f in files if manifest["models"].pop(f, None) is not None]
+    for f in files:
+        (out / f).unlink(missing_ok=True)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return dropped

@@ -30,8 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.runtime.int8_variant import VARIANT_FORMATS, variant_file
 from edge.runtime.manifest import sha256_of
-from tools.convert.manifest import write_manifest
+from tools.convert.manifest import drop_from_manifest, write_manifest
 
 SOURCE = (
     "trained in this repository (tools/convert/restore) on UTKFace (research-only licence); "
@@ -45,7 +46,7 @@ FORMATS = {
     "restore_student_int8.onnx": (
         "int8",
         "onnxruntime",
-        "QDQ, per-channel uint8 weights, uint8 activations (U8U8)",
+        "QDQ, " + VARIANT_FORMATS["portable"],
     ),
     "restore_student_fp32.onnx": ("fp32", "onnxruntime", "float32"),
     "restore_student_int8.tflite": ("int8", "litert", "full-integer PT2E per-channel, float32 I/O"),
@@ -218,6 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         }
     write_manifest(args.out, list(FORMATS), extra, version=args.version)
     print(f"shipped {', '.join(FORMATS)} ({args.version}) to {args.out}")
+    # The U8S8 twin of the previous network must not outlive it (edge.runtime.int8_variant
+    # would open it on VNNI CPUs); it is rebuilt from the new FP32 file on request.
+    twin = variant_file(GATED, "vnni")
+    if drop_from_manifest(args.out, [twin]):
+        print(
+            f"removed the previous {twin}: rebuild it with python -m "
+            "tools.convert.requantize_onnx --only restorer --variant vnni"
+        )
     return 0
 
 
