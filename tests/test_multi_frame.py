@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -15,7 +16,17 @@ import pytest
 from edge.capture.demo import ASSETS_DIR
 from edge.detect import FaceDetector
 from edge.enhance import EnhancementStage
-from edge.enhance.burst import VIEW_SIDE, BurstFrame, average_frames, face_view, register_burst
+from edge.enhance.burst import (
+    VIEW_SIDE,
+    BurstFrame,
+    _ecc,
+    _lucas_kanade,
+    average_frames,
+    face_view,
+    prepare_reference,
+    register,
+    register_burst,
+)
 from edge.enhance.fusion import BurstFusion, FusionNetwork, fill_frames, fusion_file_name
 from edge.enhance.restore_step import RestoreStep, buffered_max_eye_px
 from edge.enhance.restorer import (
@@ -90,6 +101,27 @@ def test_registration_recovers_known_subpixel_shifts(clean_faces, name, preset):
     # ... where the landmarks alone (no registration) were off by up to a camera pixel
     unregistered = [face_centre_error(np.eye(2, 3), view_move(m), lr_side) for m in burst.moves[1:]]
     assert max(unregistered) > 0.5
+
+
+def test_a_face_without_corners_to_follow_is_registered_by_ecc(clean_faces):
+    """Lucas-Kanade follows the reference's corners; where too few are found (a flat, dark
+    face) ECC registers the frame instead, as precisely."""
+    params = PRESETS["x4"]
+    burst = make_burst(
+        clean_faces["astronaut"], params, 4, np.random.default_rng(3), BurstMotion(1.0, 0, 0)
+    )
+    views = to_views(burst)
+    prepared = prepare_reference(views[0])
+    assert prepared.corners is not None and len(prepared.corners) >= 6
+    cornerless = replace(prepared, corners=None)
+    lr_side = round(160 / params.factor)
+    for j, view in enumerate(views[1:], start=1):
+        assert _lucas_kanade(cornerless, view) is None
+        reg, _ = register(cornerless, view)
+        np.testing.assert_array_equal(reg.matrix, _ecc(prepared, view))
+        assert face_centre_error(reg.matrix, view_move(burst.moves[j]), lr_side) <= 0.2
+        lk, _ = register(prepared, view)  # the corners' way agrees with ECC
+        assert face_centre_error(lk.matrix, view_move(burst.moves[j]), lr_side) <= 0.2
 
 
 @pytest.mark.parametrize("preset", ["x4", "x8", "low"])

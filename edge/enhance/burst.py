@@ -4,8 +4,11 @@ A track's frames are each aligned by the face's 5 landmarks into the restorer's 
 (`BurstFrame.view`: `MODEL_FRAMING` at `VIEW_SIDE` pixels, twice the network's input side, so
 a face the network is used on (eyes <= 9 px apart in the camera) keeps every camera pixel).
 Landmarks on a small face are off by a pixel or more, so each view is then registered to the
-reference (the published shot) with ECC (Evangelidis and Psarakis 2008, `cv2.findTransformECC`)
-on the face region only: an affine refinement, sub-pixel, from the identity. A frame that
+reference (the published shot) by an affine refinement, sub-pixel, from the identity: corners
+of the reference's face region (`cv2.goodFeaturesToTrack`, once per burst) followed into the
+frame by Lucas-Kanade (`cv2.calcOpticalFlowPyrLK`) and a robust affine fit (least median of
+squares); where too few corners are found or followed (a flat, dark face), ECC (Evangelidis
+and Psarakis 2008, `cv2.findTransformECC`) on the face region instead. A frame that
 does not register well enough (another person after a track swap, a blink, an occlusion) is
 dropped. Whether a frame matches is read after registration, from the correlation of the two
 views blurred by `MATCH_BLUR` on the face region: blurred, sensor noise counts less and a
@@ -52,6 +55,16 @@ ECC_EPS = 1e-3
 ECC_GAUSS = 5
 # (A template cut to the face region's bounding box saved only 3 %: ECC's cost here is mostly
 # per call, not per pixel.)
+# Lucas-Kanade on corners: 40 corners, a 23 px window, one pyramid level. Against ECC
+# (`tools.eval.burst_register`, 150 faces, median / p95 error in camera pixels): x4 0.08 / 0.16
+# against 0.12 / 0.28, x8 0.12 / 0.25 against 0.17 / 0.40, low light 0.37 / 0.85 against
+# 0.46 / 1.03, in two thirds of the time.
+LK_CORNERS = 40
+LK_QUALITY = 0.01
+LK_MIN_DISTANCE = 4
+LK_WINDOW = 23
+LK_LEVELS = 1
+LK_MIN_POINTS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +136,56 @@ def warp_onto(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class PreparedReference:
-    """What registration needs of the reference, computed once per burst."""
+    """What registration needs of the reference, computed once per burst: its gray view
+    (float for ECC, 8-bit for Lucas-Kanade), the corners of its face region, and its blurred
+    face pixels for the match correlation."""
 
     view: np.ndarray
     gray: np.ndarray
+    gray_u8: np.ndarray
+    corners: np.ndarray | None
     match_blurred: np.ndarray
 
 
 def prepare_reference(reference: np.ndarray) -> PreparedReference:
-    gray = _gray(reference)
-    blurred = cv2.GaussianBlur(gray, (0, 0), MATCH_BLUR)[registration_mask(reference.shape[0]) > 0]
-    return PreparedReference(reference, gray, blurred - blurred.mean())
+    mask = registration_mask(reference.shape[0])
+    gray_u8 = cv2.cvtColor(reference, cv2.COLOR_BGR2GRAY)
+    gray = gray_u8.astype(np.float32)
+    corners = cv2.goodFeaturesToTrack(
+        gray_u8, LK_CORNERS, LK_QUALITY, LK_MIN_DISTANCE, mask=mask, blockSize=5
+    )
+    blurred = cv2.GaussianBlur(gray, (0, 0), MATCH_BLUR)[mask > 0]
+    return PreparedReference(reference, gray, gray_u8, corners, blurred - blurred.mean())
+
+
+def _lucas_kanade(ref: PreparedReference, frame: np.ndarray) -> np.ndarray | None:
+    """The affine move of the reference's corners into `frame` (2x3, reference to frame
+    pixels), or None where too few corners are found or followed."""
+    if ref.corners is None or len(ref.corners) < LK_MIN_POINTS:
+        return None
+    moved, found, _ = cv2.calcOpticalFlowPyrLK(
+        ref.gray_u8, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), ref.corners, None,
+        winSize=(LK_WINDOW, LK_WINDOW), maxLevel=LK_LEVELS,
+        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.01),
+    )  # fmt: skip
+    ok = found[:, 0] == 1
+    if ok.sum() < LK_MIN_POINTS:
+        return None
+    matrix, _ = cv2.estimateAffine2D(ref.corners[ok], moved[ok], method=cv2.LMEDS)
+    return None if matrix is None else matrix.astype(np.float32)
+
+
+def _ecc(ref: PreparedReference, frame: np.ndarray) -> np.ndarray | None:
+    """ECC's affine move of `frame` onto the reference, or None when it does not converge."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS)
+    try:
+        _, warp = cv2.findTransformECC(
+            ref.gray, _gray(frame), np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE,
+            criteria, registration_mask(ref.view.shape[0]), ECC_GAUSS,
+        )  # fmt: skip
+    except cv2.error:
+        return None  # a flat or very different image
+    return warp
 
 
 def register(
@@ -146,15 +198,10 @@ def register(
     side = ref.view.shape[0]
     if frame.shape != ref.view.shape:
         raise ValueError(f"frame {frame.shape} and reference {ref.view.shape} differ in shape")
-    warp = np.eye(2, 3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS)
-    try:
-        _, warp = cv2.findTransformECC(
-            ref.gray, _gray(frame), warp, cv2.MOTION_AFFINE, criteria,
-            registration_mask(side), ECC_GAUSS,
-        )  # fmt: skip
-    except cv2.error:
-        # ECC did not converge (a flat or very different image): not fusable.
+    warp = _lucas_kanade(ref, frame)
+    if warp is None:
+        warp = _ecc(ref, frame)
+    if warp is None:  # not fusable
         return Registration(np.eye(2, 3, dtype=np.float32), 0.0, 0.0, False, "no match"), frame
     laid = warp_onto(frame, warp)
     corr = _correlation(ref.match_blurred, laid)
