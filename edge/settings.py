@@ -444,7 +444,8 @@ NETWORK_MAX_EYE_PX_DEFAULT = 10.5
 # fusion network over the frames' average was better: strength 0.3 gave 91.6 % at distance 0.6
 # and 78.8 TAR at equal FAR 1 %, 0.5 gave 90.8 / 76.7 and 0.75 88.9 / 71.8 (frame averaging
 # alone: 89.1 / 67.0; 0.2: 90.9 / 73.2). At x8, below the gate, 0.5 stayed better at 0.6 (76.1 against
-# 75.2 at 0.3): those faces keep restore.strength (FUSION_MODEL_CARD.md).
+# 75.2 at 0.3): those faces keep restore.strength. With Lucas-Kanade registration, x4: 0.3
+# 91.7 / 77.3, 0.4 91.4 / 77.5 (FUSION_MODEL_CARD.md).
 ABOVE_GATE_STRENGTH_DEFAULT = 0.3
 
 

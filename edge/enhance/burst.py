@@ -56,9 +56,9 @@ ECC_GAUSS = 5
 # (A template cut to the face region's bounding box saved only 3 %: ECC's cost here is mostly
 # per call, not per pixel.)
 # Lucas-Kanade on corners: 40 corners, a 23 px window, one pyramid level. Against ECC
-# (`tools.eval.burst_register`, 150 faces, median / p95 error in camera pixels): x4 0.08 / 0.16
-# against 0.12 / 0.28, x8 0.12 / 0.25 against 0.17 / 0.40, low light 0.37 / 0.85 against
-# 0.46 / 1.03, in two thirds of the time.
+# (`tools.eval.burst_register --faces 200`, median / p95 error in camera pixels): x4 0.08 / 0.15
+# against 0.12 / 0.28, x8 0.12 / 0.26 against 0.17 / 0.40, low light 0.38 / 0.85 against
+# 0.46 / 1.02, at about 20 % less time per burst (FUSION_MODEL_CARD.md).
 LK_CORNERS = 40
 LK_QUALITY = 0.01
 LK_MIN_DISTANCE = 4
@@ -111,13 +111,9 @@ def centre_shift(matrix: np.ndarray, side: int) -> float:
     return float(np.linalg.norm(matrix @ c - c[:2]))
 
 
-def match_correlation(reference: np.ndarray, registered: np.ndarray) -> float:
-    """Zero-mean normalised correlation of the two views blurred by MATCH_BLUR, on the face."""
-    return _correlation(prepare_reference(reference).match_blurred, registered)
-
-
 def _correlation(reference_blurred: np.ndarray, registered: np.ndarray) -> float:
-    """`reference_blurred`: the reference's blurred face pixels, mean removed."""
+    """Zero-mean normalised correlation of the two views blurred by MATCH_BLUR, on the face;
+    `reference_blurred`: the reference's blurred face pixels, mean removed (prepared once)."""
     m = registration_mask(registered.shape[0]) > 0
     b = cv2.GaussianBlur(_gray(registered), (0, 0), MATCH_BLUR)[m]
     a, b = reference_blurred, b - b.mean()

@@ -157,10 +157,10 @@ class RestoreStep:
         self, bgr: np.ndarray, burst: list[BurstFrame], eye_px: float | None
     ) -> tuple[np.ndarray, dict] | None:
         """A face the single-frame network skips, restored from its burst: by the fusion
-        network (over the frames' average at `above_gate_strength`) when seen with the eyes at most
-        `network_max_eye_px` apart, else by frame averaging (no network: the registered views' per-pixel mean, put
-        back into the crop) up to `average_max_eye_px`. None: not such a face, or fewer than
-        two frames register (the crop stays as captured)."""
+        network (over the frames' average at `above_gate_strength`) when seen with the eyes at
+        most `network_max_eye_px` apart, else by frame averaging (no network: the registered
+        views' per-pixel mean, put back into the crop) up to `average_max_eye_px`. None: not
+        such a face, or fewer than two frames register (the crop stays as captured)."""
         if eye_px is None:
             return None
         near = self.network_max_eye_px

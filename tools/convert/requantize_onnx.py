@@ -36,6 +36,12 @@ FLOAT_PARTS = {
 }
 
 
+def format_text(variant: str, part: str) -> str:
+    """The manifest's "format" of a network's INT8 ONNX file in `variant`."""
+    floats = FLOAT_PARTS[part]
+    return "QDQ, " + VARIANT_FORMATS[variant] + (f"; {floats}" if floats else "")
+
+
 def requantize(out: Path, data: Path, which: set[str], variant: str, seed: int = 0) -> None:
     manifest = json.loads((out / "manifest.json").read_text())["models"]
     weight_type = WEIGHT_TYPES[variant]
@@ -47,11 +53,7 @@ def requantize(out: Path, data: Path, which: set[str], variant: str, seed: int =
         entry = {
             k: v for k, v in manifest[portable].items() if k not in ("sha256", "bytes", "version")
         }
-        entry["format"] = (
-            "QDQ, "
-            + VARIANT_FORMATS[variant]
-            + (f"; {FLOAT_PARTS[part]}" if FLOAT_PARTS[part] else "")
-        )
+        entry["format"] = format_text(variant, part)
         write_manifest(out, [file], {file: entry}, version)
         print("requantized", file, version, flush=True)
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.runtime.int8_variant import VARIANT_FORMATS
 from tools.convert.detector.quantize_onnx import quantize_onnx
 from tools.convert.manifest import write_manifest
+from tools.convert.requantize_onnx import format_text, requantize
 from tools.convert.restore.data import DEFAULT_UTK, cache_images, frame_face, list_split, psnr
 from tools.convert.restore.degrade import PRESETS, random_params
 from tools.convert.restore.fusion import FusionStudent, export_fusion_onnx
@@ -41,8 +41,9 @@ TFLITE_FRAMES = 8
 # Every op quantizes, the pooling across frames too (its products run as QLinearMul; ONNX
 # Runtime keeps only the sums and means over the frames in float). With the pooling left in
 # float, dequantizing the K x 48 x 40 x 40 features and multiplying them in float took half
-# the time: K = 8 went from 12.4 to 7.6 ms on one thread (U8S8 on VNNI; U8U8 21.5 -> 15.9)
-# for 45.8 dB of agreement with FP32 instead of 47.4 (`tools.convert.requantize_onnx`).
+# the time: K = 8 went from 12.4 to 7.6 ms on one thread (U8S8 on VNNI; U8U8 21.5 -> 15.9),
+# 5.4 ms with `shapes_from_quantized` too (`tools.eval.int8_parity`), for 45.8 dB of agreement
+# with FP32 instead of 47.4.
 KEEP_FLOAT: tuple[str, ...] = ()
 SHIPPED = Path(__file__).resolve().parents[3] / "models/quantized"
 
@@ -230,13 +231,11 @@ def main(argv=None) -> None:
         src = "trained here by tools/convert/restore/train_fusion.py from restore-1.1 (UTKFace, non-commercial research only)"  # noqa: E501
         extra = {
             FILES["int8"]: {"precision": "int8", "runtime": "onnxruntime", "source": src,
-                            "format": "QDQ, " + VARIANT_FORMATS["portable"]},
+                            "format": format_text("portable", "fusion")},
             FILES["fp32"]: {"precision": "fp32", "runtime": "onnxruntime", "source": src},
         }  # fmt: skip
         write_manifest(SHIPPED, list(FILES.values()), extra, version=args.version)
         # Its U8S8 twin for x86 CPUs with VNNI (edge.runtime.int8_variant), same recipe.
-        from tools.convert.requantize_onnx import requantize
-
         requantize(SHIPPED, args.data.parents[1], {"fusion"}, "vnni")
         print(f"shipped {args.version} into {SHIPPED}")
 
