@@ -69,6 +69,34 @@ def test_contrastive_loss_prefers_matching_faces():
     assert restored.grad is not None and float(restored.grad.abs().sum()) > 0
 
 
+def test_distance_loss_zero_for_own_face_and_grows_with_damage():
+    import torch
+
+    from tools.convert.restore.identity import IdentityEncoder, identity_distance_loss
+
+    torch.manual_seed(0)
+    enc = IdentityEncoder(width=8).eval()
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    clean = _faces(4)
+    embed, feat = identity_distance_loss(enc, clean, clean)
+    assert float(embed) == pytest.approx(0.0, abs=1e-6)
+    assert float(feat) == pytest.approx(0.0, abs=1e-6)
+    # another face is further than a slightly noisy copy of the own face, on both terms
+    noisy = (clean + 0.02 * torch.randn_like(clean)).clamp(0, 1)
+    other = torch.roll(clean, 1, 0)
+    e_n, f_n = identity_distance_loss(enc, noisy, clean)
+    e_o, f_o = identity_distance_loss(enc, other, clean)
+    assert float(e_n) < float(e_o)
+    assert 0 < float(f_n) < float(f_o)
+    # gradients reach the restored images only
+    restored = noisy.clone().requires_grad_(True)
+    e, f = identity_distance_loss(enc, restored, clean)
+    (e + f).backward()
+    assert restored.grad is not None and float(restored.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in enc.parameters())
+
+
 def test_frequency_loss_zero_for_identical_and_penalises_blur():
     import torch
 

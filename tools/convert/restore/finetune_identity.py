@@ -4,7 +4,9 @@ Loss: weighted L1 to the clean crop + `--w-grad` x image-gradient L1 (as distill
 + `--w-id` x `identity.identity_contrastive_loss` (InfoNCE in the frozen self-supervised
 encoder's space, `--encoder`, trained by `python -m tools.convert.restore.identity`; the
 negatives are the batch's other clean faces and `--bank` clean faces of earlier batches)
-+ `--w-freq` x `identity.frequency_loss` (radially weighted FFT-magnitude L1). No pretrained
++ `--w-freq` x `identity.frequency_loss` (radially weighted FFT-magnitude L1)
++ `--w-embed` x (1 - cosine) and `--w-feat` x feature-map L1 between the restored and the clean
+face in the same frozen encoder (`identity.identity_distance_loss`). No pretrained
 recognizer is used (dlib judges at evaluation only). Starts from the FP32 ONNX student's
 weights (`--init`, checked against ONNX Runtime) or a checkpoint (`--init-ckpt`); the EMA is
 validated (PSNR vs bicubic on the held-out UTKFace files) at every checkpoint and saved in
@@ -40,6 +42,7 @@ from tools.convert.restore.identity import (
     check_onnx_match,
     frequency_loss,
     identity_contrastive_loss,
+    identity_distance_loss,
     load_encoder,
     load_student_from_onnx,
 )
@@ -66,6 +69,10 @@ def step_losses(student, encoder, batch, cfg: dict, bank=None) -> tuple[torch.Te
             while sum(len(b) for b in bank) > cfg["bank"]:
                 bank.pop(0)
         losses["id"] = float(li.detach())
+    if cfg.get("w_embed", 0) > 0 or cfg.get("w_feat", 0) > 0:
+        le, lfeat = identity_distance_loss(encoder, out, y)
+        loss = loss + cfg.get("w_embed", 0) * le + cfg.get("w_feat", 0) * lfeat
+        losses["embed"], losses["feat"] = float(le.detach()), float(lfeat.detach())
     if cfg["w_freq"] > 0:
         lf = frequency_loss(out, y)
         loss = loss + cfg["w_freq"] * lf
@@ -85,7 +92,8 @@ def val_objectives(net, encoder, val: dict, tau: float) -> dict:
     out = {}
     for name in ("x4", "x8"):
         x, y, _ = val[name]
-        rec = {"freq": [], "freq_bicubic": [], "id": [], "id_bicubic": []}
+        rec = {"freq": [], "freq_bicubic": [], "id": [], "id_bicubic": [], "embed": [],
+               "embed_bicubic": [], "feat": [], "feat_bicubic": []}  # fmt: skip
         for i in range(0, len(x) - 15, 16):
             xi, yi = x[i : i + 16], y[i : i + 16]
             p, b = net(xi), bicubic(xi, y.shape[-1])
@@ -94,6 +102,10 @@ def val_objectives(net, encoder, val: dict, tau: float) -> dict:
             if encoder is not None:
                 rec["id"].append(float(identity_contrastive_loss(encoder, p, yi, tau)))
                 rec["id_bicubic"].append(float(identity_contrastive_loss(encoder, b, yi, tau)))
+                for tag, img in (("", p), ("_bicubic", b)):
+                    e, f = identity_distance_loss(encoder, img, yi)
+                    rec["embed" + tag].append(float(e))
+                    rec["feat" + tag].append(float(f))
         out[name] = {k: round(sum(v) / len(v), 4) for k, v in rec.items() if v}
     net.train(was)
     return out
@@ -109,6 +121,8 @@ def main(argv=None) -> None:
     ap.add_argument("--w-grad", type=float, default=0.5)
     ap.add_argument("--w-id", type=float, default=0.0)
     ap.add_argument("--w-freq", type=float, default=0.0)
+    ap.add_argument("--w-embed", type=float, default=0.0, help="1 - cosine to the clean face")
+    ap.add_argument("--w-feat", type=float, default=0.0, help="encoder feature-map L1")
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--bank", type=int, default=1024, help="clean embeddings kept as negatives")
     ap.add_argument("--ema", type=float, default=0.999)
@@ -137,7 +151,7 @@ def main(argv=None) -> None:
     print(f"init from {init_desc}")
     student.train()
     encoder = None
-    if args.w_id > 0 or args.encoder.exists():
+    if args.w_id > 0 or args.w_embed > 0 or args.w_feat > 0 or args.encoder.exists():
         encoder = load_encoder(args.encoder).to(dev)
     opt = torch.optim.Adam(student.parameters(), lr=args.lr, betas=(0.9, 0.99))
     ema = Ema(student, args.ema)
@@ -153,7 +167,7 @@ def main(argv=None) -> None:
     budget = Budget(args.minutes)
     batches, val = make_data(args, step)
     cfg = {"w_grad": args.w_grad, "w_id": args.w_id, "w_freq": args.w_freq, "tau": args.tau,
-           "bank": args.bank}  # fmt: skip
+           "bank": args.bank, "w_embed": args.w_embed, "w_feat": args.w_feat}  # fmt: skip
     bank: list[torch.Tensor] = []
 
     def state() -> dict:

@@ -76,6 +76,17 @@ class IdentityEncoder(nn.Module):
         h = self.features((x - 0.5) / 0.25)
         return F.normalize(self.fc(h.mean((2, 3))), dim=1)
 
+    def with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(the embedding, the feature maps after the 2nd, 4th and 6th ReLU: 32, 16 and 8
+        pixels on a side)."""
+        h = (x - 0.5) / 0.25
+        maps = []
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if i % 6 == 5:  # every second conv block (conv, BN, ReLU) ends here
+                maps.append(h)
+        return F.normalize(self.fc(h.mean((2, 3))), dim=1), maps
+
 
 def face_crop(x: torch.Tensor) -> torch.Tensor:
     """Restorer-framed images (N, 3, 160, 160) -> the encoder's 64x64 face crops (area)."""
@@ -128,6 +139,24 @@ def identity_contrastive_loss(
         labels = torch.arange(len(e_r), device=e_r.device)
         loss = 0.5 * (loss + F.cross_entropy(logits, labels))
     return (loss, e_c) if return_clean else loss
+
+
+def identity_distance_loss(
+    encoder: IdentityEncoder, restored: torch.Tensor, clean: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How far each restored face is from its own clean face in the frozen encoder, absolutely
+    (no negatives, so a batch of easy faces still teaches): (mean 1 - cosine of the
+    embeddings, mean over the 3 feature maps of the L1 between them, each map divided by the
+    clean map's mean magnitude). Gradients reach `restored` only."""
+    e_r, f_r = encoder.with_features(face_crop(restored))
+    with torch.no_grad():
+        e_c, f_c = encoder.with_features(face_crop(clean))
+    embed = (1.0 - (e_r * e_c).sum(1)).mean()
+    feat = sum(
+        (a - b).abs().mean() / b.abs().mean().clamp_min(1e-6)
+        for a, b in zip(f_r, f_c, strict=True)
+    )
+    return embed, feat / len(f_c)
 
 
 _WEIGHTS: dict[tuple[int, int, str], torch.Tensor] = {}
