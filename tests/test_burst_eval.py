@@ -59,3 +59,19 @@ def test_fusing_a_burst_beats_one_frame_end_to_end(tiny_lfw, tmp_path):
     with pytest.raises(SystemExit):
         be.main(["--lfw", str(tiny_lfw), "--pairs", "all", "--ks", "3", "--no-identity",
                  "--out", str(out)])  # fmt: skip
+
+
+def test_framing_reframes_the_clean_images_first(tiny_lfw, tmp_path):
+    """--framing tight makes its bursts from the reframed clean image (restore_eval's
+    reframe): another image, so another one-frame PSNR, recorded in the meta."""
+    psnr = {}
+    for framing in ("lfw", "tight"):
+        out = tmp_path / framing
+        be.main(["--lfw", str(tiny_lfw), "--pairs", "all", "--presets", "x4", "--methods",
+                 "average", "--ks", "2", "--no-identity", "--workers", "1", "--framing",
+                 framing, "--out", str(out)])  # fmt: skip
+        res = json.loads((out / "results.json").read_text())
+        assert res["meta"]["framing"] == framing
+        assert f"Framing: {framing}" in (out / "results.md").read_text()
+        psnr[framing] = res["results"]["x4"]["bicubic_k1"]["psnr"]
+    assert psnr["tight"] != pytest.approx(psnr["lfw"], abs=0.05)

@@ -4,7 +4,8 @@ more recognisable than one frame?
     python -m tools.eval.burst_eval --pairs stratified:1200 --presets x4,x8 --out var/eval/burst
 
 Protocol (fixed so numbers compare across runs; pairs, images, judge and metrics as in
-`tools.eval.restore_eval`, LFW framing):
+`tools.eval.restore_eval`, LFW framing; `--framing tight|loose` reframes each clean image first,
+as restore_eval's `--framings` does, and the bursts are made from that with the same seeds):
 
 - Each image of the selected pairs becomes a burst of 8 frames
   (`tools.convert.restore.bursts.make_burst`, default motion: up to 1 camera pixel of shift,
@@ -48,6 +49,7 @@ from edge.runtime.int8_variant import describe_choice
 from tools.convert.restore.bursts import make_burst, to_views
 from tools.convert.restore.degrade import PRESETS, DegradeParams
 from tools.eval.restore_eval import (
+    FRAMINGS,
     SIZE,
     CleanCache,
     DlibJudge,
@@ -59,6 +61,7 @@ from tools.eval.restore_eval import (
     parse_pairs,
     psnr,
     read_pairs,
+    reframe,
     ssim,
     unique_images,
 )
@@ -144,8 +147,9 @@ def _init(args: dict) -> None:
 
 def _process(task: tuple[int, str]) -> dict:
     idx, rel = task
-    clean = load_clean(Path(_ARGS["lfw"]), rel)
-    box = judge_box("lfw")
+    framing = _ARGS.get("framing", "lfw")
+    clean = reframe(load_clean(Path(_ARGS["lfw"]), rel), framing)
+    box = judge_box(framing)
     res = {"idx": idx, "q": {}, "desc": {}, "kept": {}}
     for preset in _ARGS["presets"]:
         rng = np.random.default_rng([_ARGS["seed"], zlib.crc32(f"{rel}|{preset}".encode())])
@@ -180,7 +184,8 @@ def evaluate(args) -> dict:
     kept = {(p, k): np.zeros(len(images)) for p in presets for k in ks}
     shared = {"lfw": str(args.lfw), "presets": presets, "seed": args.seed,
               "identity": not args.no_identity, "precision": args.precision,
-              "methods": methods, "strength": args.strength, "ks": ks}  # fmt: skip
+              "methods": methods, "strength": args.strength, "ks": ks,
+              "framing": args.framing}  # fmt: skip
     t0 = time.time()
     tasks = list(enumerate(images))
     if args.workers > 1:
@@ -216,12 +221,13 @@ def evaluate(args) -> dict:
     results: dict = {}
     clean_refs = None
     if not args.no_identity:
-        cache = CleanCache(args.cache_dir, "lfw")
+        cache = CleanCache(args.cache_dir, args.framing)
         missing = [r for r in images if r not in cache.data]
         if missing:
             judge = DlibJudge()
             for r in missing:
-                cache.data[r] = judge(load_clean(args.lfw, r), judge_box("lfw"))
+                clean = reframe(load_clean(args.lfw, r), args.framing)
+                cache.data[r] = judge(clean, judge_box(args.framing))
             cache.save()
         clean_desc = np.stack([cache.data[r] for r in images])
         d_clean = np.linalg.norm(clean_desc[ia] - clean_desc[ib], axis=1)
@@ -248,6 +254,7 @@ def evaluate(args) -> dict:
         "n_pairs": len(pairs),
         "n_images": len(images),
         "presets": presets,
+        "framing": args.framing,
         "ks": list(ks),
         "precision": args.precision,
         "strength": args.strength,
@@ -272,6 +279,7 @@ def report_md(out: dict) -> str:
     lines = [f"# Multi-frame restoration on LFW bursts ({meta['pairs']}, {meta['n_pairs']} pairs)",
              "", f"`{meta['command']}`", "",
              f"Network strength (enhance.restore.strength): {meta.get('strength', 1.0):g}", "",
+             f"Framing: {meta.get('framing', 'lfw')}", "",
              *([meta["onnx_int8"], ""] if meta.get("onnx_int8") else [])]  # fmt: skip
     for p in meta["presets"]:
         lines += [f"## {p}", "", "| method | K | frames kept | PSNR | SSIM | acc@0.6 | "
@@ -308,6 +316,9 @@ def main(argv=None) -> None:
                     help="burst sizes K to evaluate (bursts are always made of 8 frames)")  # fmt: skip
     ap.add_argument("--strength", type=float, default=1.0,
                     help="enhance.restore.strength for the student and the fusion network")  # fmt: skip
+    ap.add_argument("--framing", choices=sorted(FRAMINGS), default="lfw",
+                    help="the clean image reframed first, as restore_eval --framings: "
+                    "tight = 20 %% closer (ArcFace-like crops), loose = 20 %% wider")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-identity", action="store_true")
     ap.add_argument("--cache-dir", type=Path, default=Path("var/eval/cache"))
