@@ -147,7 +147,7 @@ def _init(args: dict) -> None:
 
 def _process(task: tuple[int, str]) -> dict:
     idx, rel = task
-    framing = _ARGS.get("framing", "lfw")
+    framing = _ARGS["framing"]
     clean = reframe(load_clean(Path(_ARGS["lfw"]), rel), framing)
     box = judge_box(framing)
     res = {"idx": idx, "q": {}, "desc": {}, "kept": {}}

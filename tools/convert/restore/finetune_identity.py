@@ -69,9 +69,9 @@ def step_losses(student, encoder, batch, cfg: dict, bank=None) -> tuple[torch.Te
             while sum(len(b) for b in bank) > cfg["bank"]:
                 bank.pop(0)
         losses["id"] = float(li.detach())
-    if cfg.get("w_embed", 0) > 0 or cfg.get("w_feat", 0) > 0:
+    if cfg["w_embed"] > 0 or cfg["w_feat"] > 0:
         le, lfeat = identity_distance_loss(encoder, out, y)
-        loss = loss + cfg.get("w_embed", 0) * le + cfg.get("w_feat", 0) * lfeat
+        loss = loss + cfg["w_embed"] * le + cfg["w_feat"] * lfeat
         losses["embed"], losses["feat"] = float(le.detach()), float(lfeat.detach())
     if cfg["w_freq"] > 0:
         lf = frequency_loss(out, y)
