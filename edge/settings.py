@@ -29,6 +29,7 @@ REQUIRED: Any = MISSING  # as the default of :func:`setting`: the key has no def
 
 Backend = Literal["onnx", "tflite"]
 Precision = Literal["int8", "fp32"]
+FirstStagePrecision = Literal["auto", "int8", "fp32"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 FusionMethod = Literal["network", "average"]
 Qos = Literal[0, 1, 2]
@@ -272,6 +273,15 @@ class DetectorSettings(_Section):
     backend: Backend = setting("onnx", "Inference runtime: onnx (onnxruntime) or tflite (LiteRT).")
     precision: Precision = setting(
         "int8", "Model precision: int8 (quantized, fast) or fp32 (reference, slower)."
+    )
+    first_stage_precision: FirstStagePrecision = setting(
+        "auto",
+        "Precision of the first stage (P-Net, which scans the whole image pyramid and takes most "
+        "of the detector's time). auto: with precision int8, both are timed on this CPU when the "
+        "detector opens and the faster is kept (int8 unless fp32 takes less than 85 % of its "
+        "time; on x86 fp32 is about twice as fast for this tiny network, the log says which and "
+        "why); with precision fp32, fp32. int8 or fp32 fix it. The later stages always run in "
+        "`precision`.",
     )
     threads: int = setting(
         1,

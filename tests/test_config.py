@@ -91,6 +91,7 @@ def test_defaults_load():
     assert cfg["detector"] == {
         "backend": "onnx",
         "precision": "int8",
+        "first_stage_precision": "auto",
         "threads": 1,
         "min_face_px": 20,
         "score_threshold": 0.8,

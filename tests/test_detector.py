@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.capture.demo import ASSETS_DIR
-from edge.detect import Detector, FaceDetector
+from edge.detect import Detector, FaceDetector, mtcnn
 from edge.enhance.restorer import model_file_name
 from edge.geometry import iou_matrix
 from edge.runtime import ModelRunner, known_backends, open_runner, register_runner, registry
@@ -136,6 +137,85 @@ def test_finds_a_small_face_in_a_720p_frame(variant, detectors, astronaut):
     ]
     assert hits, f"no face found near ({x},{y}); got {[d.box for d in dets]}"
     assert 14 <= hits[0].height <= 40
+
+
+@pytest.mark.parametrize("h, w", [(12, 12), (14, 40), (432, 768), (720, 1280), (100, 4000)])
+def test_pnet_strips_cover_every_output_cell_once(h, w):
+    cells = (h - mtcnn.PNET_CELL) // mtcnn.PNET_STRIDE + 1
+    strips = mtcnn.pnet_strips(h, w)
+    covered = []
+    for r0, r1 in strips:
+        assert r0 % 2 == 0 and 0 <= r0 < r1 <= h
+        covered += range(r0 // 2, r0 // 2 + (r1 - r0 - mtcnn.PNET_CELL) // 2 + 1)
+        # Bounded, except where even the smallest strip (8 rows of cells) is wider.
+        assert (r1 - r0) * w <= max(mtcnn.PNET_STRIP_PX, (2 * 7 + mtcnn.PNET_CELL) * w)
+    assert covered == list(range(cells))
+    if h * w > mtcnn.PNET_STRIP_PX:
+        assert len(strips) > 1
+
+
+@pytest.mark.parametrize("variant", ["onnx-int8", "onnx-fp32", "tflite-int8"])
+def test_pnet_in_strips_equals_pnet_on_the_whole_level(variant, detectors, astronaut, monkeypatch):
+    """Strips give exactly the candidates of one call on the whole level (a 720p frame, the
+    astronaut pasted at two sizes: many candidates, some on strip borders)."""
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[100:612, 50:562] = astronaut
+    frame[300:428, 900:1028] = cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA)
+    det = detectors[variant]
+    monkeypatch.setattr(mtcnn, "PNET_STRIP_PX", 10**9)  # one strip per level
+    whole = det._stage1(frame)
+    monkeypatch.setattr(mtcnn, "PNET_STRIP_PX", 20_000)  # many thin strips
+    assert len(mtcnn.pnet_strips(432, 768)) > 10
+    strips = det._stage1(frame)
+    assert len(whole) > 20
+
+    def rows(c):
+        return c[np.lexsort(c.T[::-1])]
+
+    np.testing.assert_allclose(rows(strips), rows(whole), rtol=0, atol=1e-5)
+
+
+def test_first_stage_precision_auto_times_both_and_keeps_the_faster(caplog):
+    with caplog.at_level("INFO", logger="edge.detect.mtcnn"):
+        det = FaceDetector(backend="onnx", precision="int8", first_stage_precision="auto")
+    ms = det.first_stage_ms
+    assert set(ms) == {"int8", "fp32"} and all(v > 0 for v in ms.values())
+    wanted = "fp32" if ms["fp32"] < mtcnn.AUTO_FP32_SHARE * ms["int8"] else "int8"
+    assert det.first_stage_precision == wanted
+    info = det.info(with_files=True)
+    assert info["files"]["pnet"]["file"] == f"mtcnn_pnet_{wanted}.onnx"
+    assert info["files"]["onet"]["file"] == "mtcnn_onet_int8.onnx"
+    assert info["first_stage_ms"] == ms and info["precision"] == "int8"
+    assert set(det.info()) == {"name", "version", "backend", "precision"}
+    assert f"first stage (P-Net): {wanted}" in caplog.text
+    # Fixed, nothing is timed; with the cascade in fp32, auto means fp32.
+    fixed = FaceDetector(backend="onnx", precision="int8", first_stage_precision="fp32")
+    assert fixed.first_stage_ms == {} and fixed.files["pnet"] == "mtcnn_pnet_fp32.onnx"
+    assert fixed.files["rnet"] == "mtcnn_rnet_int8.onnx"
+    ref = FaceDetector(backend="onnx", precision="fp32", first_stage_precision="auto")
+    assert ref.first_stage_ms == {} and ref.first_stage_precision == "fp32"
+    with pytest.raises(ValueError, match="first_stage_precision 'fast'"):
+        FaceDetector(first_stage_precision="fast")
+
+
+def test_first_stage_auto_keeps_int8_without_the_fp32_file(tmp_path):
+    """A models folder without FP32 P-Net (a slimmed install): auto opens INT8, times nothing."""
+    src = default_models_dir()
+    shutil.copytree(src, tmp_path / "models")
+    manifest = tmp_path / "models" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["models"]["mtcnn_pnet_fp32.onnx"]
+    manifest.write_text(json.dumps(data))
+    (tmp_path / "models" / "mtcnn_pnet_fp32.onnx").unlink()
+    det = FaceDetector(first_stage_precision="auto", models_dir=tmp_path / "models")
+    assert det.first_stage_precision == "int8" and det.first_stage_ms == {}
+
+
+@pytest.mark.parametrize("first_stage", ["int8", "fp32"])
+def test_mixed_precisions_find_the_face(first_stage, astronaut, hopper):
+    det = FaceDetector(precision="int8", first_stage_precision=first_stage)
+    for image in (astronaut, hopper):
+        _one_face(det.detect(image))
 
 
 def test_corrupt_model_is_refused(tmp_path):

@@ -305,10 +305,13 @@ def test_recall_on_the_demo_clip():
 
 def test_recall_on_the_crowd_clip():
     """demo:crowd, 5 people walking at once: regions and following find every face the
-    plain whole-frame cascade finds."""
-    row = compare(ensure_demo_clip(scene="crowd"), max_frames=40)
+    plain whole-frame cascade finds. The first 5 s, so the window holds the periodic
+    whole-frame searches (every 2 s): a face at the edge of detection that the first frame
+    missed and that barely moves (one 21 px face, with the FP32 first stage that
+    `first_stage_precision: auto` picks on x86) is found again by the next one, not before."""
+    row = compare(ensure_demo_clip(scene="crowd"), max_frames=125)
     check_recall(row)
-    assert row["detections"]["full"] >= 5 * 39, row  # all five, nearly every frame
+    assert row["detections"]["full"] >= 0.96 * 5 * row["frames"], row  # all five, nearly always
 
 
 @pytest.mark.requires("shared-data", path=SHARED_VIDEO)

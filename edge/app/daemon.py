@@ -90,13 +90,14 @@ class Daemon:
         worker = CameraWorker(camera.name, source, camera.processor, camera.builder, self.shots)
         self.cameras[camera.name] = worker
         worker.start()
-        info = camera.detector.info()
+        info = camera.detector.info(with_files=True)
         log.info(
-            "camera %s: %s (detector %s %s)",
+            "camera %s: %s (detector %s %s, first stage %s)",
             camera.name,
             redact_uri(str(cam.source)),  # rtsp://user:password@... must not reach the log
             info.get("backend"),
             info.get("precision"),
+            info.get("first_stage_precision", info.get("precision")),
         )
 
     def _start_viewer(self, mqtt: MqttSettings) -> None:

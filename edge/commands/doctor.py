@@ -66,7 +66,14 @@ def check_models(settings: CameraSettings) -> Check:
             f"{d.backend} {d.precision}: {e}",
             "install the runtime extra, e.g. pip install 'face-edge[tflite]'",
         )
-    info = det.info()
+    info = det.info(with_files=True)
+    first = info.get("first_stage_precision", info["precision"])
+    if first != info["precision"]:
+        timed = info.get("first_stage_ms")
+        why = f" ({timed['fp32']} ms against {timed['int8']} ms int8 here)" if timed else ""
+        first = f", first stage (P-Net) {first}{why}"
+    else:
+        first = ""
     restorer = next((s for s in enhancer.describe() if s["kind"] == "model"), None)
     restored = (
         f"; restorer {restorer['version']} in {restorer['params']['backend']} "
@@ -84,7 +91,7 @@ def check_models(settings: CameraSettings) -> Check:
         "models",
         "pass",
         f"detector {info['name']} {info['version']} loads in {info['backend']} "
-        f"{info['precision']}{restored}, checksums match",
+        f"{info['precision']}{first}{restored}, checksums match",
     )
 
 

@@ -6,6 +6,8 @@ were folded into their first convolution by tools/convert/detector."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,6 +21,21 @@ from edge.runtime.manifest import default_models_dir, load_manifest
 from edge.types import Box, Detection
 
 PNET_STRIDE, PNET_CELL = 2, 12
+# P-Net looks at a pyramid level (or a region of one) in horizontal strips of at most this many
+# level pixels. A 1280x720 frame's first level (768x432 at min_face_px 20) in one call holds
+# tens of MB of float temporaries (conv outputs, the PReLU pieces) at once. P-Net is fully
+# convolutional (stride 2, 12 px cell), so strips that overlap by PNET_CELL - PNET_STRIDE rows
+# and start on even rows give exactly the whole level's output cells.
+PNET_STRIP_PX = 96 * 1024
+# first_stage_precision "auto" keeps FP32 P-Net only where it takes less than this share of
+# INT8's time on this CPU: near a tie the INT8 file (the shipped default) stays.
+AUTO_FP32_SHARE = 0.85
+# Both P-Nets are timed on this input (LiteRT's traced P-Net shape: no resize), warm, runs
+# interleaved so a CPU that changes speed meanwhile slows both alike.
+AUTO_PROBE_SHAPE = (1, 3, 216, 384)
+AUTO_PROBE_RUNS = 7
+
+log = logging.getLogger(__name__)
 # Candidate caps keep a busy frame (crowds, textures) from exploding the later stages.
 MAX_PNET_PER_LEVEL = 1000
 MAX_RNET_INPUTS = 400
@@ -117,6 +134,42 @@ def crop_batch(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def pnet_strips(h: int, w: int, max_px: int | None = None) -> list[tuple[int, int]]:
+    """Level rows [r0, r1) of the strips P-Net runs on for an h x w level (h even): each
+    strip starts on an even row and overlaps the next by PNET_CELL - PNET_STRIDE rows, so
+    every output cell comes from exactly one strip; strips of about equal height, each at
+    most `max_px` (default PNET_STRIP_PX) pixels (or the smallest strip that still gives 8
+    rows of cells)."""
+    max_px = PNET_STRIP_PX if max_px is None else max_px
+    cells = (h - PNET_CELL) // PNET_STRIDE + 1
+    if cells <= 0:
+        return [(0, h)]
+    overlap = PNET_CELL - PNET_STRIDE
+    per_strip = max(8, (max_px // max(1, w) - overlap) // PNET_STRIDE)
+    n = -(-cells // per_strip)
+    size = -(-cells // n)
+    strips = []
+    for first in range(0, cells, size):
+        last = min(cells, first + size)
+        strips.append((PNET_STRIDE * first, PNET_STRIDE * (last - 1) + PNET_CELL))
+    return strips
+
+
+def time_first_stage(runners: dict[str, ModelRunner]) -> dict[str, float]:
+    """Median ms per call of each P-Net runner on the probe input (fixed pixels)."""
+    x = np.random.default_rng(0).integers(0, 256, AUTO_PROBE_SHAPE).astype(np.float32)
+    for runner in runners.values():
+        runner.run(x)
+        runner.run(x)
+    ms: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(AUTO_PROBE_RUNS):
+        for k, runner in runners.items():
+            t0 = time.perf_counter()
+            runner.run(x)
+            ms[k].append((time.perf_counter() - t0) * 1000.0)
+    return {k: round(float(np.median(v)), 3) for k, v in ms.items()}
+
+
 def pyramid_scales(h: int, w: int, min_face_px: float, factor: float = 0.709) -> list[float]:
     scale = PNET_CELL / float(min_face_px)
     min_side = min(h, w) * scale
@@ -136,6 +189,7 @@ class FaceDetector:
         *,
         backend: str = "onnx",
         precision: str = "int8",
+        first_stage_precision: str | None = None,
         threads: int = 1,
         min_face_px: float = 20,
         score_threshold: float = 0.8,
@@ -151,20 +205,63 @@ class FaceDetector:
             raise ValueError(f"unknown detector backend {backend!r}: use {names}")
         if precision not in ("int8", "fp32"):
             raise ValueError(f"unknown detector precision {precision!r}: use int8 or fp32")
-        self.files = {n: model_file(n, precision, backend) for n in ("pnet", "rnet", "onet")}
-        # Every file is checked against the manifest's sha256 before a runtime opens it.
-        self.nets: dict[str, ModelRunner] = {
-            n: open_runner(backend, self.models_dir / f, threads, fixed_shape=False)
-            for n, f in self.files.items()
-        }
         entries = load_manifest(self.models_dir).get("models", {})
+        pnet_precision = self._first_stage_choices(first_stage_precision, entries)
+        # P-Net sees strips of bounded size (PNET_STRIP_PX): ONNX Runtime's arena may stay on.
+        pnets = {
+            p: open_runner(
+                backend, self.models_dir / model_file("pnet", p, backend), threads,
+                fixed_shape=False, arena=True,
+            )  # fmt: skip
+            for p in pnet_precision
+        }
+        # ms per probe call of each P-Net when "auto" had two to choose from, else empty.
+        self.first_stage_ms = time_first_stage(pnets) if len(pnets) > 1 else {}
+        chosen = pnet_precision[0]
+        if self.first_stage_ms:
+            ms = self.first_stage_ms
+            chosen = "fp32" if ms["fp32"] < AUTO_FP32_SHARE * ms["int8"] else "int8"
+            log.info(
+                "detector first stage (P-Net): %s on this CPU (%.2f ms fp32, %.2f ms int8 "
+                "per 384x216 probe; fp32 is kept below %.0f %% of int8's time)",
+                chosen, ms["fp32"], ms["int8"], 100 * AUTO_FP32_SHARE,
+            )  # fmt: skip
+        self.first_stage_precision = chosen
+        self.files = {
+            "pnet": model_file("pnet", chosen, backend),
+            **{n: model_file(n, precision, backend) for n in ("rnet", "onet")},
+        }
+        # Every file is checked against the manifest's sha256 before a runtime opens it.
+        self.nets: dict[str, ModelRunner] = {"pnet": pnets[chosen]}
+        for n in ("rnet", "onet"):
+            self.nets[n] = open_runner(
+                backend, self.models_dir / self.files[n], threads, fixed_shape=False
+            )
         self.versions = {
             n: str(entries[f].get("version", "unknown")) for n, f in self.files.items()
         }
 
+    def _first_stage_choices(self, wanted: str | None, listed: dict) -> tuple[str, ...]:
+        """The P-Net precisions to open: one, or ("int8", "fp32") to time for "auto" (when
+        `precision` is int8 and the FP32 P-Net is in the manifest)."""
+        wanted = self.precision if wanted is None else wanted
+        if wanted not in ("auto", "int8", "fp32"):
+            raise ValueError(
+                f"unknown detector first_stage_precision {wanted!r}: use auto, int8 or fp32"
+            )
+        if wanted != "auto":
+            return (wanted,)
+        if self.precision == "fp32":
+            return ("fp32",)
+        if model_file("pnet", "fp32", self.backend) not in listed:
+            return ("int8",)
+        return ("int8", "fp32")
+
     def info(self, with_files: bool = False) -> dict:
         """Detector metadata for events: name, version, backend, precision (the fields the face
-        event schema allows); with_files=True adds each net's model file and version."""
+        event schema allows; `precision` is R-Net's and O-Net's, which decide every box and
+        landmark); with_files=True adds each net's model file and version and the first
+        stage's precision and, for "auto", its timings."""
         out = {
             "name": "mtcnn",
             "version": self.versions["onet"],
@@ -175,6 +272,9 @@ class FaceDetector:
             out["files"] = {
                 n: {"file": f, "version": self.versions[n]} for n, f in self.files.items()
             }
+            out["first_stage_precision"] = self.first_stage_precision
+            if self.first_stage_ms:
+                out["first_stage_ms"] = dict(self.first_stage_ms)
         return out
 
     # -- stages ------------------------------------------------------------------------------
@@ -203,8 +303,22 @@ class FaceDetector:
 
     def _pnet(self, level: np.ndarray, scale: float, cx: int = 0, cy: int = 0) -> np.ndarray:
         """P-Net on one pyramid level, or on a part of it starting at output cell (cx, cy),
-        i.e. at level pixel (2*cx, 2*cy): candidates (N, 9) = box x1 y1 x2 y2, score, 4
-        regression offsets, in frame pixels."""
+        i.e. at level pixel (2*cx, 2*cy), strip by strip (`pnet_strips`): candidates (N, 9) =
+        box x1 y1 x2 y2, score, 4 regression offsets, in frame pixels."""
+        h, w = level.shape[:2]
+        found = [
+            self._pnet_cells(level[r0:r1], scale, cx, cy + r0 // PNET_STRIDE)
+            for r0, r1 in pnet_strips(h, w)
+        ]
+        cand = np.vstack(found) if found else np.zeros((0, 9), np.float32)
+        if len(cand) > MAX_PNET_PER_LEVEL:
+            cand = cand[np.argpartition(-cand[:, 4], MAX_PNET_PER_LEVEL)[:MAX_PNET_PER_LEVEL]]
+        if not len(cand):
+            return cand
+        return cand[nms(cand[:, :4], cand[:, 4], 0.5)]
+
+    def _pnet_cells(self, level: np.ndarray, scale: float, cx: int, cy: int) -> np.ndarray:
+        """P-Net's cells above the first threshold in one strip, before any cap or NMS."""
         x = np.ascontiguousarray(level.transpose(2, 0, 1)[None], dtype=np.float32)
         reg, prob = self.nets["pnet"].run(x)
         prob = prob[0, 1]
@@ -212,9 +326,6 @@ class FaceDetector:
         if len(ys) == 0:
             return np.zeros((0, 9), np.float32)
         score = prob[ys, xs]
-        if len(score) > MAX_PNET_PER_LEVEL:
-            top = np.argpartition(-score, MAX_PNET_PER_LEVEL)[:MAX_PNET_PER_LEVEL]
-            ys, xs, score = ys[top], xs[top], score[top]
         offsets = reg[0][:, ys, xs].T
         gx, gy = xs + cx, ys + cy
         boxes = np.stack(
@@ -227,8 +338,7 @@ class FaceDetector:
             ],
             axis=1,
         ).astype(np.float32)
-        keep = nms(boxes, score, 0.5)
-        return np.hstack([boxes[keep], offsets[keep]])
+        return np.hstack([boxes, offsets.astype(np.float32)])
 
     def _stage1(self, image: np.ndarray, regions: Sequence[Box] | None = None) -> np.ndarray:
         found = []

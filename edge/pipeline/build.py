@@ -24,6 +24,7 @@ def build_detector(settings: CameraSettings) -> Detector:
     return FaceDetector(
         backend=d.backend,
         precision=d.precision,
+        first_stage_precision=d.first_stage_precision,
         threads=int(d.threads),
         min_face_px=float(d.min_face_px),
         score_threshold=float(d.score_threshold),

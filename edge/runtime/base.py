@@ -40,10 +40,17 @@ class ModelRunner(Protocol):
 
 class RunnerPlugin(Protocol):
     """What `register_runner` takes: a runner class and the file suffix of its models.
-    `fixed_shape=False` tells a runtime to expect inputs of many shapes (MTCNN's pyramid)."""
+    `fixed_shape=False` tells a runtime to expect inputs of many shapes (MTCNN's pyramid);
+    `arena=True` that those shapes are bounded in size, so a runtime may keep a memory pool
+    sized for the largest (None: only for a fixed shape)."""
 
     suffix: str
 
     def __call__(
-        self, path: Path | str, threads: int = 1, *, fixed_shape: bool = True
+        self,
+        path: Path | str,
+        threads: int = 1,
+        *,
+        fixed_shape: bool = True,
+        arena: bool | None = None,
     ) -> ModelRunner: ...

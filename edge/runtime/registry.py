@@ -58,17 +58,19 @@ def open_runner(
     *,
     verify: bool = True,
     fixed_shape: bool = True,
+    arena: bool | None = None,
 ) -> ModelRunner:
     """Open a model file in the given backend. With verify (the default) the file must be listed
     in the manifest.json beside it with a matching sha256, else ModelIntegrityError; a shipped
     `*_int8.onnx` opens as its `*_int8_vnni.onnx` sibling where this CPU wants that variant and
     the manifest lists it (`edge.runtime.int8_variant`). The runner's `path` is the file opened.
-    `fixed_shape=False` (inputs of many shapes) turns ONNX Runtime's memory arena off."""
+    `fixed_shape=False` (inputs of many shapes) turns ONNX Runtime's memory arena off, unless
+    `arena=True` (the shapes are bounded in size: P-Net's strips)."""
     cls = runner_class(backend)
     if verify:
         folder = Path(path).parent
         listed = load_manifest(folder).get("models", {})
         path = verified_model_path(folder, preferred_file(Path(path).name, listed))
-    runner = cls(path, threads, fixed_shape=fixed_shape)
+    runner = cls(path, threads, fixed_shape=fixed_shape, arena=arena)
     runner.path = Path(path)
     return runner

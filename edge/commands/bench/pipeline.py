@@ -294,7 +294,8 @@ def run_pipeline(
         "latency_ms": percentiles(lat["capture_to_ack"]),
         "trigger_to_ack_ms": percentiles(lat["trigger_to_ack"]),
         "stage_ms": {s: percentiles(clock.ms.get(s, [])) for s in STAGES},
-        "detector": detector.info(),
+        # With its files: which precision the first stage runs in ("auto" times it at start).
+        "detector": detector.info(with_files=True),
         "enhance_steps": [s["name"] for s in builder.enhancer.describe()],
     }
 

@@ -29,12 +29,19 @@ def tflite_interpreter_class():
 
 class TfliteModel:
     """Resizes the input tensor when a new shape comes in (P-Net's pyramid levels; R-Net/O-Net
-    batch sizes), so `fixed_shape` changes nothing here."""
+    batch sizes), so `fixed_shape` and `arena` change nothing here."""
 
     backend = "tflite"
     suffix = ".tflite"
 
-    def __init__(self, path: Path | str, threads: int = 1, *, fixed_shape: bool = True):
+    def __init__(
+        self,
+        path: Path | str,
+        threads: int = 1,
+        *,
+        fixed_shape: bool = True,
+        arena: bool | None = None,
+    ):
         interpreter_cls = tflite_interpreter_class()
         self.interp = interpreter_cls(model_path=str(path), num_threads=max(1, int(threads)))
         self.interp.allocate_tensors()
