@@ -106,6 +106,36 @@ def detector_rows(
                 }
             )
             log.info("detector %s %s: %s", size, v, timing)
+        rows += first_stage_auto_rows(scaled, size, todo, budget, models_dir)
+    return rows
+
+
+def first_stage_auto_rows(
+    scaled: list[np.ndarray],
+    size: tuple[int, int],
+    todo: list[Variant],
+    budget: Budget,
+    models_dir: Path | None,
+) -> list[dict]:
+    """The daemon's default detector (`first_stage_precision: auto`) where auto picks another
+    P-Net than INT8's on this CPU: one row per backend at one thread, precision named
+    "int8, P-Net fp32 (auto)"."""
+    rows = []
+    for v in todo:
+        if v.precision != "int8" or v.threads != 1:
+            continue
+        det = FaceDetector(
+            backend=v.backend, precision="int8", first_stage_precision="auto", threads=1,
+            models_dir=models_dir,
+        )  # fmt: skip
+        if det.first_stage_precision == "int8":
+            continue
+        timing = time_calls(lambda i, d=det, fs=scaled: d.detect(fs[i % len(fs)]), budget)
+        fields = {**v.fields(), "precision": f"int8, P-Net {det.first_stage_precision} (auto)"}
+        rows.append(
+            {"name": "detector", **fields, "input": f"{size[0]}x{size[1]}", **timing.as_dict()}
+        )
+        log.info("detector %s %s, first stage auto: %s", size, v, timing)
     return rows
 
 
