@@ -68,12 +68,11 @@ def check_models(settings: CameraSettings) -> Check:
         )
     info = det.info(with_files=True)
     first = info.get("first_stage_precision", info["precision"])
+    first_stage = ""  # said only where P-Net runs in another precision than the cascade
     if first != info["precision"]:
         timed = info.get("first_stage_ms")
         why = f" ({timed['fp32']} ms against {timed['int8']} ms int8 here)" if timed else ""
-        first = f", first stage (P-Net) {first}{why}"
-    else:
-        first = ""
+        first_stage = f", first stage (P-Net) {first}{why}"
     restorer = next((s for s in enhancer.describe() if s["kind"] == "model"), None)
     restored = (
         f"; restorer {restorer['version']} in {restorer['params']['backend']} "
@@ -91,7 +90,7 @@ def check_models(settings: CameraSettings) -> Check:
         "models",
         "pass",
         f"detector {info['name']} {info['version']} loads in {info['backend']} "
-        f"{info['precision']}{first}{restored}, checksums match",
+        f"{info['precision']}{first_stage}{restored}, checksums match",
     )
 
 
